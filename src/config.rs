@@ -1,0 +1,339 @@
+//! Raw command-line flags, and the one place they become a validated [`Config`].
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use argh::FromArgs;
+
+use crate::mysql::Transport;
+use crate::profile::{Defaults, PathError, Profile, PATHS};
+
+/// Environment variable that carries the password when no --password-file is given.
+pub const PASSWORD_ENV: &str = "MYSQLCHK_PASSWORD";
+
+/// HAProxy health checks for MySQL-protocol servers: answers HTTP 200 when the server accepts a
+/// login and a query, 503 when it does not.
+///
+/// Example: MYSQLCHK_PASSWORD=secret mysqlchk --mysql 127.0.0.1:3306 --user haproxy
+#[derive(FromArgs, Debug)]
+pub struct Args {
+    /// address to serve HTTP checks on, repeatable (default 0.0.0.0:9200); a bare port means
+    /// 0.0.0.0:PORT
+    #[argh(option)]
+    pub listen: Vec<String>,
+
+    /// the server to check: host:port, [v6]:port, a DNS name, or an absolute unix socket path
+    /// (default 127.0.0.1:3306)
+    #[argh(option, default = "String::from(\"127.0.0.1:3306\")")]
+    pub mysql: String,
+
+    /// user to log in as (default haproxy)
+    #[argh(option, default = "String::from(\"haproxy\")")]
+    pub user: String,
+
+    /// file holding the password (one line); otherwise $MYSQLCHK_PASSWORD, otherwise empty
+    #[argh(option)]
+    pub password_file: Option<PathBuf>,
+
+    /// database to select at login (optional)
+    #[argh(option)]
+    pub database: Option<String>,
+
+    /// query whose first value is reported (default "select @@hostname")
+    #[argh(option, default = "String::from(\"select @@hostname\")")]
+    pub query: String,
+
+    /// deadline in milliseconds for connect, login and query together (default 2000)
+    #[argh(option, default = "2000")]
+    pub timeout: u64,
+
+    /// while this file exists every check fails without touching the database
+    /// (default /dev/shm/proxyoff)
+    #[argh(option, default = "PathBuf::from(\"/dev/shm/proxyoff\")")]
+    pub force_fail_file: PathBuf,
+
+    /// while this file exists checks answer maintenance (HTTP 503, agent "maint")
+    #[argh(option)]
+    pub maint_file: Option<PathBuf>,
+
+    /// largest replica lag in seconds that /replica accepts, unless ?max_lag=N says otherwise
+    /// (default 30)
+    #[argh(option, default = "30")]
+    pub max_lag: u64,
+
+    /// let /galera pass a node in state 2 (Donor/Desynced)
+    #[argh(switch)]
+    pub galera_donor_ok: bool,
+
+    /// reuse a verdict younger than this many milliseconds without a new login (default 0: only
+    /// checks in flight are shared)
+    #[argh(option, default = "0")]
+    pub cache_ms: u64,
+
+    /// address to serve the HAProxy agent-check protocol on, repeatable (default: off)
+    #[argh(option)]
+    pub agent_listen: Vec<String>,
+
+    /// with --once: the profile path to check, e.g. /replica?max_lag=10 (default /)
+    #[argh(option, default = "String::from(\"/\")")]
+    pub profile: String,
+
+    /// error, warn, info, debug or trace (default info); logs go to stderr
+    #[argh(option, default = "String::from(\"info\")")]
+    pub log_level: String,
+
+    /// run one check, print one line, exit 0 (OK) or 2 (CRITICAL) like a Nagios plugin
+    #[argh(switch)]
+    pub once: bool,
+}
+
+/// Where the server is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A host name or IP literal and a port. Names are resolved at every check.
+    Tcp { host: String, port: u16 },
+    /// A unix socket path.
+    Unix(PathBuf),
+}
+
+impl Target {
+    pub fn transport(&self) -> Transport {
+        match self {
+            Target::Tcp { .. } => Transport::Tcp,
+            Target::Unix(_) => Transport::Unix,
+        }
+    }
+
+    /// `host:port`, `[v6]:port`, a bare host or IPv6 literal (port 3306), or an absolute path.
+    pub fn parse(s: &str) -> Result<Target, ConfigError> {
+        let bad = || ConfigError::Target(s.to_string());
+        if s.starts_with('/') {
+            return Ok(Target::Unix(PathBuf::from(s)));
+        }
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(Target::Tcp { host: ip.to_string(), port: 3306 });
+        }
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (host, rest) = rest.split_once(']').ok_or_else(bad)?;
+            host.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            match rest {
+                "" => (host, 3306),
+                _ => (host, rest.strip_prefix(':').ok_or_else(bad)?.parse().map_err(|_| bad())?),
+            }
+        } else {
+            match s.rsplit_once(':') {
+                Some((host, port)) => (host, port.parse().map_err(|_| bad())?),
+                None => (s, 3306),
+            }
+        };
+        let host_ok = !host.is_empty()
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_' || b == b':');
+        if !host_ok || port == 0 {
+            return Err(bad());
+        }
+        Ok(Target::Tcp { host: host.to_string(), port })
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Target::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Target::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// The password, kept in one place and never printed.
+#[derive(Clone, Default)]
+pub struct Password(Vec<u8>);
+
+impl Password {
+    pub fn new(bytes: Vec<u8>) -> Password {
+        Password(bytes)
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Everything one check needs.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    pub target: Target,
+    pub user: String,
+    pub password: Password,
+    pub database: Option<String>,
+    pub query: String,
+    pub timeout: Duration,
+    pub force_fail_file: PathBuf,
+    pub maint_file: Option<PathBuf>,
+    /// How long a verdict may be reused without a login (zero: only checks in flight are shared).
+    pub cache: Duration,
+    pub defaults: Defaults,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub agent_listen: Vec<SocketAddr>,
+    /// The profile `--once` checks.
+    pub profile: Profile,
+    pub check: CheckConfig,
+    pub log_level: log::LevelFilter,
+    pub once: bool,
+}
+
+/// A flag or file that cannot be used.
+#[derive(Debug)]
+pub enum ConfigError {
+    Listen(String),
+    Target(String),
+    Timeout(u64),
+    LogLevel(String),
+    PasswordFile(PathBuf, std::io::Error),
+    Empty(&'static str),
+    Profile(PathError),
+    CacheMs(u64),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Listen(s) => write!(f, "invalid --listen {s:?}: expected IP:PORT, [IPv6]:PORT or PORT"),
+            ConfigError::Target(s) => {
+                write!(f, "invalid --mysql {s:?}: expected host:port, [IPv6]:port or an absolute socket path")
+            }
+            ConfigError::Timeout(ms) => write!(f, "invalid --timeout {ms}: must be between 1 and 3600000 ms"),
+            ConfigError::LogLevel(s) => {
+                write!(f, "invalid --log-level {s:?}: expected off, error, warn, info, debug or trace")
+            }
+            ConfigError::PasswordFile(p, e) => write!(f, "cannot read --password-file {}: {e}", p.display()),
+            ConfigError::Empty(flag) => write!(f, "{flag} must not be empty"),
+            ConfigError::Profile(e) => write!(f, "invalid --profile: {e}; known: {PATHS}"),
+            ConfigError::CacheMs(ms) => write!(f, "invalid --cache-ms {ms}: must be at most 3600000 ms"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A listen address: `IP:PORT`, `[IPv6]:PORT`, or a bare port on 0.0.0.0.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    s.parse().map_err(|_| ConfigError::Listen(s.to_string()))
+}
+
+/// Reads a password file: its content, less one trailing line ending.
+pub fn read_password_file(path: &std::path::Path) -> Result<Password, ConfigError> {
+    let mut bytes = std::fs::read(path).map_err(|e| ConfigError::PasswordFile(path.to_path_buf(), e))?;
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    Ok(Password(bytes))
+}
+
+impl Config {
+    /// Validates flags; `env_password` is `$MYSQLCHK_PASSWORD`, passed in to keep this testable.
+    pub fn from_args(args: Args, env_password: Option<Vec<u8>>) -> Result<Config, ConfigError> {
+        let listen = if args.listen.is_empty() {
+            vec![SocketAddr::from(([0, 0, 0, 0], 9200))]
+        } else {
+            args.listen.iter().map(|s| parse_listen(s)).collect::<Result<_, _>>()?
+        };
+        let agent_listen = args.agent_listen.iter().map(|s| parse_listen(s)).collect::<Result<_, _>>()?;
+        let defaults = Defaults { max_lag: args.max_lag, donor_ok: args.galera_donor_ok };
+        let (path, query) = match args.profile.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (args.profile.as_str(), None),
+        };
+        let profile = Profile::from_path(path, query, defaults).map_err(ConfigError::Profile)?;
+        if args.cache_ms > 3_600_000 {
+            return Err(ConfigError::CacheMs(args.cache_ms));
+        }
+        if args.timeout == 0 || args.timeout > 3_600_000 {
+            return Err(ConfigError::Timeout(args.timeout));
+        }
+        let log_level = args.log_level.parse().map_err(|_| ConfigError::LogLevel(args.log_level.clone()))?;
+        if args.user.is_empty() {
+            return Err(ConfigError::Empty("--user"));
+        }
+        if args.query.trim().is_empty() {
+            return Err(ConfigError::Empty("--query"));
+        }
+        let password = match &args.password_file {
+            Some(path) => read_password_file(path)?,
+            None => Password(env_password.unwrap_or_default()),
+        };
+        Ok(Config {
+            listen,
+            check: CheckConfig {
+                target: Target::parse(&args.mysql)?,
+                user: args.user,
+                password,
+                database: args.database.filter(|d| !d.is_empty()),
+                query: args.query,
+                timeout: Duration::from_millis(args.timeout),
+                force_fail_file: args.force_fail_file,
+                maint_file: args.maint_file,
+                cache: Duration::from_millis(args.cache_ms),
+                defaults,
+            },
+            agent_listen,
+            profile,
+            log_level,
+            once: args.once,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(host: &str, port: u16) -> Target {
+        Target::Tcp { host: host.into(), port }
+    }
+
+    #[test]
+    fn targets_parse_in_every_documented_form() {
+        assert_eq!(Target::parse("127.0.0.1:3306").unwrap(), tcp("127.0.0.1", 3306));
+        assert_eq!(Target::parse("[::1]:3307").unwrap(), tcp("::1", 3307));
+        assert_eq!(Target::parse("::1").unwrap(), tcp("::1", 3306));
+        assert_eq!(Target::parse("db4.example.com:13306").unwrap(), tcp("db4.example.com", 13306));
+        assert_eq!(Target::parse("db4").unwrap(), tcp("db4", 3306));
+        assert_eq!(Target::parse("/run/mysqld/mysqld.sock").unwrap(), Target::Unix("/run/mysqld/mysqld.sock".into()));
+        for bad in ["", ":3306", "db4:", "db4:99999", "db4:0", "[::1", "[nope]:1", "a b:1", "rel/path.sock"] {
+            assert!(Target::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(tcp("::1", 3306).to_string(), "[::1]:3306");
+    }
+
+    #[test]
+    fn listen_accepts_a_bare_port() {
+        assert_eq!(parse_listen("9200").unwrap(), "0.0.0.0:9200".parse().unwrap());
+        assert_eq!(parse_listen("[::]:9201").unwrap(), "[::]:9201".parse().unwrap());
+        assert!(parse_listen("localhost:9200").is_err());
+    }
+
+    #[test]
+    fn password_debug_is_redacted() {
+        assert_eq!(format!("{:?}", Password(b"hunter2".to_vec())), "<redacted>");
+    }
+}

@@ -1,0 +1,16 @@
+//! mysqlchk: an HAProxy health checker for MySQL-protocol servers.
+//!
+//! * [`mysql`]: a sans-IO MySQL client (framing, handshake, auth plugins, text results).
+//! * [`http`]: a sans-IO HTTP request reader and response writer.
+//! * [`config`]: flags into a validated configuration.
+//! * [`profile`]: what each check path asks the server and how the answers are judged.
+//! * [`check`]: drives a MySQL session over a socket within a deadline; single-flight checker.
+//! * [`server`]: the HTTP daemon.
+#![forbid(unsafe_code)]
+
+pub mod check;
+pub mod config;
+pub mod http;
+pub mod mysql;
+pub mod profile;
+pub mod server;

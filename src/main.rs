@@ -1,0 +1,62 @@
+//! `mysqlchk`: flags -> Config, logger, then one check (`--once`) or the daemon on a
+//! single-threaded LocalExecutor.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use mysqlchk::config::{Args, Config, PASSWORD_ENV};
+use mysqlchk::check::{Checker, Verdict};
+use mysqlchk::server;
+use smol::LocalExecutor;
+
+fn main() -> ExitCode {
+    let args: Args = argh::from_env();
+    let nagios = args.once;
+    let env_password = std::env::var_os(PASSWORD_ENV).map(|v| v.into_encoded_bytes());
+    let config = match Config::from_args(args, env_password) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mysqlchk: error: {e}");
+            // Nagios reads 3 as UNKNOWN; daemons just fail.
+            return ExitCode::from(if nagios { 3 } else { 1 });
+        }
+    };
+    // Only our own crate logs; dependencies stay quiet at every level.
+    let logger = simple_logger::SimpleLogger::new()
+        .with_level(log::LevelFilter::Off)
+        .with_module_level("mysqlchk", config.log_level);
+    if let Err(e) = logger.init() {
+        eprintln!("mysqlchk: error: cannot start logging: {e}");
+    }
+    if config.once {
+        return run_once(&config);
+    }
+    let ex = Rc::new(LocalExecutor::new());
+    let server = server::Server::new(config);
+    match smol::block_on(ex.run(server::run(ex.clone(), server))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mysqlchk: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One check, one line, Nagios exit codes: 0 OK, 2 CRITICAL.
+fn run_once(config: &Config) -> ExitCode {
+    let checker = Checker::new(config.check.clone());
+    let (verdict, elapsed) = smol::block_on(checker.check(config.profile));
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    match verdict {
+        Verdict::Up { value, detail } => {
+            let detail = detail.map(|d| format!(", {d}")).unwrap_or_default();
+            println!("OK - {value}{detail} ({ms:.1} ms)");
+            ExitCode::SUCCESS
+        }
+        other => {
+            println!("CRITICAL - {} ({ms:.1} ms)", other.reason());
+            ExitCode::from(2)
+        }
+    }
+}

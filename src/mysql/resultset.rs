@@ -1,0 +1,285 @@
+//! The reply to COM_QUERY: OK, ERR, or a text result set ("Text Resultset" in the protocol docs),
+//! with or without the EOF packets that CLIENT_DEPRECATE_EOF removes.
+
+use super::packet::Reader;
+use super::{parse_err, ProtocolError, ServerError};
+
+/// The most bytes of column names and values kept from one reply. Past it the reply is refused,
+/// so a server streaming a huge result cannot grow our memory.
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+
+/// SERVER_MORE_RESULTS_EXISTS in the status flags: another result follows (e.g. after CALL).
+const MORE_RESULTS_EXISTS: u16 = 0x0008;
+
+/// A text result set. Values are raw bytes; `None` is SQL NULL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResultSet {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<Vec<u8>>>>,
+}
+
+impl ResultSet {
+    /// The first column of the first row, if there is one and it is not NULL.
+    pub fn first_value(&self) -> Option<&[u8]> {
+        self.rows.first()?.first()?.as_deref()
+    }
+
+    /// The index of the column named `name`, compared ASCII case-insensitively as MySQL does.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.eq_ignore_ascii_case(name))
+    }
+}
+
+/// The outcome of one query: rows, or the server's ERR.
+pub type QueryResult = Result<ResultSet, ServerError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for OK, ERR, LOCAL INFILE or the column count.
+    Start,
+    /// Reading this many more column definitions.
+    Columns(u64),
+    /// Waiting for the EOF that ends the column definitions (no DEPRECATE_EOF only).
+    ColumnsEof,
+    /// Reading rows until EOF, OK or ERR.
+    Rows,
+}
+
+/// Assembles one reply from its packets.
+#[derive(Debug, Clone)]
+pub struct Parser {
+    deprecate_eof: bool,
+    state: State,
+    /// Whether this is the first result; later ones (after CALL) are read and dropped.
+    keep: bool,
+    result: ResultSet,
+    bytes: usize,
+}
+
+/// What one packet did to the reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    More,
+    Done(QueryResult),
+}
+
+impl Parser {
+    pub fn new(deprecate_eof: bool) -> Parser {
+        Parser { deprecate_eof, state: State::Start, keep: true, result: ResultSet::default(), bytes: 0 }
+    }
+
+    /// Takes the next packet's payload.
+    pub fn packet(&mut self, payload: &[u8]) -> Result<Progress, ProtocolError> {
+        let header = payload.first().copied().ok_or(ProtocolError::Malformed("empty packet"))?;
+        match self.state {
+            State::Start => match header {
+                0x00 => self.finish(ok_status(payload)?),
+                0xFF => Ok(Progress::Done(Err(parse_err(payload)?))),
+                0xFB => Err(ProtocolError::LocalInfileRequested),
+                _ => {
+                    let mut r = Reader::new(payload);
+                    let n = r.lenenc_int("column count")?.ok_or(ProtocolError::Malformed("column count"))?;
+                    if n == 0 || !r.is_empty() {
+                        return Err(ProtocolError::Malformed("column count"));
+                    }
+                    self.state = State::Columns(n);
+                    Ok(Progress::More)
+                }
+            },
+            State::Columns(left) => {
+                if header == 0xFF {
+                    return Ok(Progress::Done(Err(parse_err(payload)?)));
+                }
+                let name = column_name(payload)?;
+                if self.keep {
+                    self.account(name.len() + 24)?;
+                    self.result.columns.push(String::from_utf8_lossy(name).into_owned());
+                }
+                self.state = match left - 1 {
+                    0 if self.deprecate_eof => State::Rows,
+                    0 => State::ColumnsEof,
+                    n => State::Columns(n),
+                };
+                Ok(Progress::More)
+            }
+            State::ColumnsEof => {
+                if !is_terminator(payload) {
+                    return Err(ProtocolError::Unexpected { phase: "column definitions eof", header });
+                }
+                self.state = State::Rows;
+                Ok(Progress::More)
+            }
+            State::Rows => {
+                if header == 0xFF {
+                    return Ok(Progress::Done(Err(parse_err(payload)?)));
+                }
+                if is_terminator(payload) {
+                    let status = if self.deprecate_eof { ok_status(payload)? } else { eof_status(payload)? };
+                    return self.finish(status);
+                }
+                self.row(payload)?;
+                Ok(Progress::More)
+            }
+        }
+    }
+
+    fn row(&mut self, payload: &[u8]) -> Result<(), ProtocolError> {
+        let mut r = Reader::new(payload);
+        let mut row = Vec::new();
+        while !r.is_empty() {
+            let value = r.lenenc_str("row value")?;
+            if self.keep {
+                self.account(value.map_or(0, <[u8]>::len) + 24)?;
+                row.push(value.map(<[u8]>::to_vec));
+            }
+        }
+        if self.keep {
+            if row.len() != self.result.columns.len() {
+                return Err(ProtocolError::Malformed("row value count"));
+            }
+            self.result.rows.push(row);
+        }
+        Ok(())
+    }
+
+    /// Ends one result; another follows while the server says MORE_RESULTS_EXISTS.
+    fn finish(&mut self, status: u16) -> Result<Progress, ProtocolError> {
+        if status & MORE_RESULTS_EXISTS == 0 {
+            return Ok(Progress::Done(Ok(std::mem::take(&mut self.result))));
+        }
+        self.keep = false;
+        self.state = State::Start;
+        Ok(Progress::More)
+    }
+
+    fn account(&mut self, n: usize) -> Result<(), ProtocolError> {
+        self.bytes += n;
+        if self.bytes > MAX_RESULT_BYTES {
+            return Err(ProtocolError::ResultTooLarge);
+        }
+        Ok(())
+    }
+}
+
+/// An EOF packet, or an OK packet standing in for one (header 0xFE, under 16 MiB). A row cannot
+/// start with 0xFE unless its first value is 16 MiB or more, which framing already refuses.
+fn is_terminator(payload: &[u8]) -> bool {
+    payload.first() == Some(&0xFE) && payload.len() < 0xFF_FFFF
+}
+
+/// Status flags of an OK packet (header 0x00 or 0xFE).
+pub fn ok_status(payload: &[u8]) -> Result<u16, ProtocolError> {
+    let mut r = Reader::new(payload);
+    r.u8("ok header")?;
+    r.lenenc_int("affected rows")?;
+    r.lenenc_int("last insert id")?;
+    r.u16("ok status flags")
+}
+
+/// Status flags of an EOF packet: header 0xFE, warnings, status.
+fn eof_status(payload: &[u8]) -> Result<u16, ProtocolError> {
+    let mut r = Reader::new(payload);
+    r.u8("eof header")?;
+    r.u16("eof warnings")?;
+    r.u16("eof status flags")
+}
+
+/// The `name` of a ColumnDefinition41: after catalog, schema, table and org_table.
+fn column_name(payload: &[u8]) -> Result<&[u8], ProtocolError> {
+    let mut r = Reader::new(payload);
+    for field in ["column catalog", "column schema", "column table", "column org_table"] {
+        r.lenenc_str(field)?;
+    }
+    r.lenenc_str("column name")?.ok_or(ProtocolError::Malformed("column name"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coldef(name: &str) -> Vec<u8> {
+        let mut p = Vec::new();
+        for s in ["def", "", "", "", name, ""] {
+            p.push(s.len() as u8);
+            p.extend_from_slice(s.as_bytes());
+        }
+        p.extend_from_slice(&[0x0c, 0x21, 0, 0, 1, 0, 0, 0xfd, 0, 0, 0x27, 0, 0]);
+        p
+    }
+
+    const EOF: &[u8] = &[0xFE, 0, 0, 0x02, 0];
+    const OK_AS_EOF: &[u8] = &[0xFE, 0, 0, 0x02, 0, 0, 0];
+
+    fn feed(p: &mut Parser, packets: &[Vec<u8>]) -> Result<Option<QueryResult>, ProtocolError> {
+        for (i, pkt) in packets.iter().enumerate() {
+            if let Progress::Done(r) = p.packet(pkt)? {
+                assert_eq!(i, packets.len() - 1, "done early");
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn result_with_eof_packets_keeps_names_rows_and_nulls() {
+        let packets = vec![vec![2], coldef("Variable_name"), coldef("Value"), EOF.to_vec(), b"\x0bwsrep_ready\x02ON".to_vec(), b"\x09read_only\xfb".to_vec(), EOF.to_vec()];
+        let rs = feed(&mut Parser::new(false), &packets).unwrap().unwrap().unwrap();
+        assert_eq!(rs.columns, ["Variable_name", "Value"]);
+        assert_eq!(rs.column("value"), Some(1));
+        assert_eq!(rs.first_value(), Some(&b"wsrep_ready"[..]));
+        assert_eq!(rs.rows[1], vec![Some(b"read_only".to_vec()), None]);
+    }
+
+    #[test]
+    fn result_without_eof_packets_ends_at_the_ok() {
+        let packets = vec![vec![1], coldef("@@hostname"), b"\x02vm".to_vec(), OK_AS_EOF.to_vec()];
+        let rs = feed(&mut Parser::new(true), &packets).unwrap().unwrap().unwrap();
+        assert_eq!(rs.first_value(), Some(&b"vm"[..]));
+        // The same packets read as the EOF dialect stall waiting for the column EOF's successor.
+        assert!(feed(&mut Parser::new(false), &packets).is_err());
+    }
+
+    #[test]
+    fn ok_without_rows_err_and_local_infile() {
+        let rs = feed(&mut Parser::new(true), &[vec![0, 0, 0, 2, 0, 0, 0]]).unwrap().unwrap().unwrap();
+        assert!(rs.rows.is_empty() && rs.columns.is_empty());
+        let err = feed(&mut Parser::new(true), &[b"\xff\x28\x04#42000syntax".to_vec()]).unwrap().unwrap().unwrap_err();
+        assert_eq!((err.code, err.message.as_str()), (1064, "syntax"));
+        assert_eq!(feed(&mut Parser::new(true), &[b"\xfbfile".to_vec()]), Err(ProtocolError::LocalInfileRequested));
+    }
+
+    #[test]
+    fn later_results_after_call_are_read_and_dropped() {
+        let more = [0xFE, 0, 0, 0x0A, 0, 0, 0].to_vec(); // status: autocommit | more results
+        let packets = vec![vec![1], coldef("a"), b"\x011".to_vec(), more, vec![1], coldef("b"), b"\x012".to_vec(), OK_AS_EOF.to_vec()];
+        let rs = feed(&mut Parser::new(true), &packets).unwrap().unwrap().unwrap();
+        assert_eq!((rs.columns.len(), rs.rows.len(), rs.first_value()), (1, 1, Some(&b"1"[..])));
+    }
+
+    #[test]
+    fn a_huge_result_is_refused_not_buffered() {
+        let mut p = Parser::new(true);
+        feed(&mut p, &[vec![1], coldef("x")]).unwrap();
+        let row = [vec![0xFC, 0x00, 0x10], vec![b'x'; 4096]].concat();
+        let mut rows = 0;
+        let err = loop {
+            match p.packet(&row) {
+                Ok(_) => rows += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err, ProtocolError::ResultTooLarge);
+        assert!(rows * 4096 <= MAX_RESULT_BYTES);
+    }
+
+    #[test]
+    fn malformed_rows_are_errors_not_panics() {
+        let mut p = Parser::new(true);
+        feed(&mut p, &[vec![2], coldef("a"), coldef("b")]).unwrap();
+        assert!(p.clone().packet(b"\x011").is_err(), "too few values");
+        assert!(p.clone().packet(b"\x05ab").is_err(), "value past the end");
+        assert!(Parser::new(true).packet(&[]).is_err());
+        assert!(Parser::new(true).packet(&[0xFC, 0]).is_err());
+        assert!(Parser::new(true).packet(&[0]).is_err(), "truncated OK");
+    }
+}

@@ -1,0 +1,424 @@
+//! The client state machine: greeting, login, queries, QUIT.
+//!
+//! The driver loop is:
+//!
+//! ```text
+//! loop match session.poll()? {
+//!     Write(bytes) => send them,
+//!     NeedMore     => read from the socket and feed() what came,
+//!     Ready        => call query(sql) or quit(),
+//!     Reply(r)     => the last query's result; the session is Ready again,
+//!     Closed       => QUIT was sent; close the socket,
+//! }
+//! ```
+
+use super::auth::{Auth, Plugin};
+use super::handshake::{Greeting, Response};
+use super::packet::{self, Packet};
+use super::resultset::{self, Parser, Progress, QueryResult};
+use super::{caps, parse_err, Error, ProtocolError};
+
+pub use super::auth::Transport;
+
+const COM_QUIT: u8 = 0x01;
+const COM_QUERY: u8 = 0x03;
+
+/// Who logs in, and how the bytes travel.
+#[derive(Clone)]
+pub struct Options {
+    pub user: String,
+    pub password: Vec<u8>,
+    pub database: Option<String>,
+    pub transport: Transport,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("database", &self.database)
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
+
+/// What the driver should do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send these bytes, then poll again.
+    Write(Vec<u8>),
+    /// Read from the server and [`Session::feed`] the bytes, then poll again.
+    NeedMore,
+    /// Logged in and idle: call [`Session::query`] or [`Session::quit`].
+    Ready,
+    /// The result of the last query. The session is idle again.
+    Reply(QueryResult),
+    /// COM_QUIT has been handed out; close the connection.
+    Closed,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    /// Waiting for HandshakeV10 (or an ERR such as 1040 Too many connections).
+    Greeting,
+    /// Sent a response; waiting for OK, ERR, AuthSwitchRequest or AuthMoreData.
+    Auth { auth: Auth, switched: bool },
+    /// Logged in, nothing in flight.
+    Idle,
+    /// A COM_QUERY is in flight.
+    Query(Parser),
+    /// COM_QUIT sent, or a fatal error: nothing more happens.
+    Closed,
+}
+
+/// One connection's worth of protocol state.
+#[derive(Debug)]
+pub struct Session {
+    opts: Options,
+    state: State,
+    /// Bytes received and not yet decoded; at most one partial frame once `poll` says NeedMore.
+    input: Vec<u8>,
+    /// Bytes to hand to the driver on the next poll.
+    output: Vec<u8>,
+    /// A reply waiting to be handed to the driver.
+    reply: Option<QueryResult>,
+    /// The sequence id of the next packet, in either direction.
+    seq: u8,
+    deprecate_eof: bool,
+    greeting: Option<Greeting>,
+}
+
+impl Session {
+    pub fn new(opts: Options) -> Session {
+        Session {
+            opts,
+            state: State::Greeting,
+            input: Vec::new(),
+            output: Vec::new(),
+            reply: None,
+            seq: 0,
+            deprecate_eof: false,
+            greeting: None,
+        }
+    }
+
+    /// The server's greeting, once it arrived (version, connection id).
+    pub fn greeting(&self) -> Option<&Greeting> {
+        self.greeting.as_ref()
+    }
+
+    /// Whether login succeeded and QUIT has not been sent yet.
+    pub fn is_logged_in(&self) -> bool {
+        matches!(self.state, State::Idle | State::Query(_))
+    }
+
+    /// Takes bytes the server sent.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.input.extend_from_slice(bytes);
+    }
+
+    /// Sends `sql` as COM_QUERY. Returns false, sending nothing, unless the session is idle
+    /// (the last poll said `Ready`).
+    #[must_use]
+    pub fn query(&mut self, sql: &str) -> bool {
+        if !matches!(self.state, State::Idle) {
+            return false;
+        }
+        let mut payload = Vec::with_capacity(1 + sql.len());
+        payload.push(COM_QUERY);
+        payload.extend_from_slice(sql.as_bytes());
+        self.seq = 0;
+        self.send(&payload);
+        self.state = State::Query(Parser::new(self.deprecate_eof));
+        true
+    }
+
+    /// Ends the session politely with COM_QUIT, so the server counts no aborted client.
+    /// Does nothing before login: there is nobody to say goodbye to.
+    pub fn quit(&mut self) {
+        if self.is_logged_in() {
+            self.seq = 0;
+            self.send(&[COM_QUIT]);
+        }
+        self.state = State::Closed;
+    }
+
+    /// Advances the session as far as the bytes fed so far allow.
+    pub fn poll(&mut self) -> Result<Action, Error> {
+        loop {
+            if !self.output.is_empty() {
+                return Ok(Action::Write(std::mem::take(&mut self.output)));
+            }
+            if let Some(reply) = self.reply.take() {
+                return Ok(Action::Reply(reply));
+            }
+            match self.state {
+                State::Idle => return Ok(Action::Ready),
+                State::Closed => return Ok(Action::Closed),
+                _ => {}
+            }
+            let (payload, used) = match packet::decode(&self.input) {
+                Ok(Some((Packet { seq, payload }, used))) => {
+                    if seq != self.seq {
+                        return self.fail(ProtocolError::BadSequence { expected: self.seq, got: seq }.into());
+                    }
+                    self.seq = self.seq.wrapping_add(1);
+                    // One copy per packet keeps `input` free to be compacted; packets are small.
+                    (payload.to_vec(), used)
+                }
+                Ok(None) => return Ok(Action::NeedMore),
+                Err(e) => return self.fail(e.into()),
+            };
+            self.input.drain(..used);
+            if let Err(e) = self.handle(&payload) {
+                return self.fail(e);
+            }
+        }
+    }
+
+    fn fail(&mut self, e: Error) -> Result<Action, Error> {
+        self.state = State::Closed;
+        self.output.clear();
+        Err(e)
+    }
+
+    fn send(&mut self, payload: &[u8]) {
+        packet::encode(&mut self.output, self.seq, payload);
+        self.seq = self.seq.wrapping_add(1);
+    }
+
+    fn handle(&mut self, payload: &[u8]) -> Result<(), Error> {
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::Greeting => self.greet(Greeting::parse(payload)?),
+            State::Auth { auth, switched } => self.auth(payload, auth, switched),
+            State::Query(mut parser) => {
+                match parser.packet(payload)? {
+                    Progress::More => self.state = State::Query(parser),
+                    Progress::Done(result) => {
+                        self.reply = Some(result);
+                        self.state = State::Idle;
+                    }
+                }
+                Ok(())
+            }
+            State::Idle | State::Closed => {
+                Err(ProtocolError::Unexpected { phase: "idle", header: payload.first().copied().unwrap_or(0) }.into())
+            }
+        }
+    }
+
+    fn greet(&mut self, greeting: Greeting) -> Result<(), Error> {
+        let server = greeting.capabilities;
+        for (cap, name) in [(caps::PROTOCOL_41, "CLIENT_PROTOCOL_41"), (caps::SECURE_CONNECTION, "CLIENT_SECURE_CONNECTION")] {
+            if server & cap == 0 {
+                return Err(ProtocolError::MissingCapability(name).into());
+            }
+        }
+        let mut wanted = caps::LONG_PASSWORD
+            | caps::PROTOCOL_41
+            | caps::SECURE_CONNECTION
+            | caps::TRANSACTIONS
+            | caps::MULTI_RESULTS
+            | caps::PLUGIN_AUTH
+            | caps::PLUGIN_AUTH_LENENC_CLIENT_DATA
+            | caps::DEPRECATE_EOF;
+        if self.opts.database.is_some() {
+            if server & caps::CONNECT_WITH_DB == 0 {
+                return Err(ProtocolError::MissingCapability("CLIENT_CONNECT_WITH_DB").into());
+            }
+            wanted |= caps::CONNECT_WITH_DB;
+        }
+        let capabilities = wanted & server;
+        self.deprecate_eof = capabilities & caps::DEPRECATE_EOF != 0;
+        // Start with the server's default plugin when it is one whose first response we can
+        // compute from a 20-byte scramble; otherwise native, and let the server switch us.
+        let plugin = match Plugin::from_name(&greeting.auth_plugin) {
+            Some(p @ (Plugin::Native | Plugin::CachingSha2 | Plugin::Sha256)) => p,
+            _ => Plugin::Native,
+        };
+        let (auth, first) = Auth::start(plugin, &greeting.scramble, &self.opts.password, self.opts.transport);
+        let response = Response {
+            capabilities,
+            user: &self.opts.user,
+            auth_response: &first,
+            database: self.opts.database.as_deref(),
+            auth_plugin: plugin.name(),
+        };
+        self.send(&response.encode());
+        self.greeting = Some(greeting);
+        self.state = State::Auth { auth, switched: false };
+        Ok(())
+    }
+
+    fn auth(&mut self, payload: &[u8], mut auth: Auth, switched: bool) -> Result<(), Error> {
+        let header = payload.first().copied().ok_or(ProtocolError::Malformed("empty packet"))?;
+        match header {
+            0x00 => {
+                resultset::ok_status(payload)?;
+                self.state = State::Idle;
+            }
+            0xFF => return Err(Error::Server(parse_err(payload)?)),
+            0xFE if payload.len() == 1 => return Err(ProtocolError::OldPasswordAuth.into()),
+            0xFE if switched => return Err(ProtocolError::TooManyAuthSwitches.into()),
+            0xFE => {
+                let mut r = packet::Reader::new(&payload[1..]);
+                let name = String::from_utf8_lossy(r.nul_str()).into_owned();
+                let plugin = Plugin::from_name(&name).ok_or(ProtocolError::UnsupportedPlugin(name))?;
+                let (auth, response) = Auth::start(plugin, r.remaining(), &self.opts.password, self.opts.transport);
+                self.send(&response);
+                self.state = State::Auth { auth, switched: true };
+            }
+            0x01 => {
+                if let Some(response) = auth.more_data(&payload[1..], &self.opts.password, self.opts.transport)? {
+                    self.send(&response);
+                }
+                self.state = State::Auth { auth, switched };
+            }
+            _ => return Err(ProtocolError::Unexpected { phase: "auth", header }.into()),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mysql::ServerError;
+
+    const ALL_CAPS: u32 = caps::LONG_PASSWORD
+        | caps::CONNECT_WITH_DB
+        | caps::PROTOCOL_41
+        | caps::SECURE_CONNECTION
+        | caps::PLUGIN_AUTH
+        | caps::PLUGIN_AUTH_LENENC_CLIENT_DATA
+        | caps::DEPRECATE_EOF;
+
+    fn greeting(caps: u32, plugin: &str) -> Vec<u8> {
+        let mut p = vec![10];
+        p.extend_from_slice(b"8.4.0\0");
+        p.extend_from_slice(&7u32.to_le_bytes());
+        p.extend_from_slice(b"abcdefgh\0");
+        p.extend_from_slice(&(caps as u16).to_le_bytes());
+        p.push(45);
+        p.extend_from_slice(&2u16.to_le_bytes());
+        p.extend_from_slice(&((caps >> 16) as u16).to_le_bytes());
+        p.push(21);
+        p.extend_from_slice(&[0; 10]);
+        p.extend_from_slice(b"ijklmnopqrst\0");
+        p.extend_from_slice(plugin.as_bytes());
+        p.push(0);
+        p
+    }
+
+    fn frame(seq: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        packet::encode(&mut out, seq, payload);
+        out
+    }
+
+    fn session(password: &str, transport: Transport) -> Session {
+        Session::new(Options { user: "u".into(), password: password.into(), database: None, transport })
+    }
+
+    /// Feeds `server` frames in order, answering Ready with one query then quit; returns every
+    /// write and the final result.
+    fn run(mut s: Session, server: &[Vec<u8>]) -> (Vec<Vec<u8>>, Result<Vec<QueryResult>, Error>) {
+        let mut writes = Vec::new();
+        let mut replies = Vec::new();
+        let mut server = server.iter();
+        loop {
+            match s.poll() {
+                Ok(Action::Write(b)) => writes.push(b),
+                Ok(Action::NeedMore) => match server.next() {
+                    Some(f) => s.feed(f),
+                    None => return (writes, Err(ProtocolError::UnexpectedEof.into())),
+                },
+                Ok(Action::Ready) if replies.is_empty() => assert!(s.query("select 1")),
+                Ok(Action::Ready) => s.quit(),
+                Ok(Action::Reply(r)) => replies.push(r),
+                Ok(Action::Closed) => return (writes, Ok(replies)),
+                Err(e) => return (writes, Err(e)),
+            }
+        }
+    }
+
+    #[test]
+    fn greeting_err_1040_without_sqlstate_is_a_server_error() {
+        let (_, r) = run(session("pw", Transport::Tcp), &[frame(0, b"\xff\x10\x04Too many connections")]);
+        assert_eq!(r, Err(Error::Server(ServerError { code: 1040, state: None, message: "Too many connections".into() })));
+    }
+
+    #[test]
+    fn protocol_version_9_is_refused() {
+        let mut g = greeting(ALL_CAPS, "mysql_native_password");
+        g[0] = 9;
+        let (_, r) = run(session("pw", Transport::Tcp), &[frame(0, &g)]);
+        assert_eq!(r, Err(ProtocolError::UnsupportedProtocolVersion(9).into()));
+    }
+
+    #[test]
+    fn wrong_sequence_id_is_refused() {
+        let (_, r) = run(session("pw", Transport::Tcp), &[frame(3, &greeting(ALL_CAPS, "mysql_native_password"))]);
+        assert_eq!(r, Err(ProtocolError::BadSequence { expected: 0, got: 3 }.into()));
+    }
+
+    #[test]
+    fn sixteen_mib_packet_is_refused_from_its_header() {
+        let (_, r) = run(session("pw", Transport::Tcp), &[vec![0xFF, 0xFF, 0xFF, 0]]);
+        assert_eq!(r, Err(ProtocolError::PacketTooLarge(0xFF_FFFF).into()));
+    }
+
+    #[test]
+    fn a_server_without_protocol_41_is_refused() {
+        let (w, r) = run(session("pw", Transport::Tcp), &[frame(0, &greeting(ALL_CAPS & !caps::PROTOCOL_41, ""))]);
+        assert_eq!(r, Err(ProtocolError::MissingCapability("CLIENT_PROTOCOL_41").into()));
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn second_auth_switch_and_unknown_plugins_are_refused() {
+        let g = frame(0, &greeting(ALL_CAPS, "mysql_native_password"));
+        let switch = |seq| frame(seq, b"\xfemysql_native_password\0abcdefghijklmnopqrst\0");
+        let (_, r) = run(session("pw", Transport::Tcp), &[g.clone(), switch(2), switch(4)]);
+        assert_eq!(r, Err(ProtocolError::TooManyAuthSwitches.into()));
+        let (_, r) = run(session("pw", Transport::Tcp), &[g.clone(), frame(2, b"\xfedialog\0\x04Password: ")]);
+        assert_eq!(r, Err(ProtocolError::UnsupportedPlugin("dialog".into()).into()));
+        let (_, r) = run(session("pw", Transport::Tcp), &[g, frame(2, b"\xfe")]);
+        assert_eq!(r, Err(ProtocolError::OldPasswordAuth.into()));
+    }
+
+    #[test]
+    fn caching_sha2_full_auth_on_a_unix_socket_sends_the_password_in_clear() {
+        let server = [
+            frame(0, &greeting(ALL_CAPS, "caching_sha2_password")),
+            frame(2, &[0x01, 0x04]),
+            frame(4, &[0, 0, 0, 2, 0, 0, 0]),
+            frame(1, &[0, 0, 0, 2, 0, 0, 0]),
+        ];
+        let (w, r) = run(session("pw", Transport::Unix), &server);
+        assert_eq!(r, Ok(vec![Ok(crate::mysql::ResultSet::default())]));
+        assert_eq!(w[1], frame(3, b"pw\0"));
+        assert_eq!(w[2], frame(0, b"\x03select 1"));
+        assert_eq!(w[3], frame(0, &[COM_QUIT]));
+    }
+
+    #[test]
+    fn response_asks_for_deprecate_eof_only_when_offered_and_db_only_when_given() {
+        let mut s = Session::new(Options { user: "u".into(), password: Vec::new(), database: Some("chk".into()), transport: Transport::Tcp });
+        s.feed(&frame(0, &greeting(ALL_CAPS & !caps::DEPRECATE_EOF, "mysql_native_password")));
+        let Ok(Action::Write(w)) = s.poll() else { panic!() };
+        let flags = u32::from_le_bytes([w[4], w[5], w[6], w[7]]);
+        assert_eq!(flags & caps::DEPRECATE_EOF, 0);
+        assert_ne!(flags & caps::CONNECT_WITH_DB, 0);
+        assert!(w.ends_with(b"u\0\0chk\0mysql_native_password\0"), "empty password: empty auth response");
+    }
+
+    #[test]
+    fn no_quit_before_login() {
+        let mut s = session("pw", Transport::Tcp);
+        s.quit();
+        assert_eq!(s.poll(), Ok(Action::Closed));
+        assert!(!s.query("select 1"));
+    }
+}

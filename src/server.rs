@@ -1,0 +1,283 @@
+//! The network side: accept loops, one boring task per connection, limits, lingering close.
+//! HTTP checks and HAProxy agent checks share one [`Checker`].
+
+use std::cell::Cell;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::time::Duration;
+
+use async_io::Timer;
+use async_net::{TcpListener, TcpStream};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use smol::LocalExecutor;
+
+use crate::check::{Checker, Verdict};
+use crate::config::Config;
+use crate::http::{self, Status};
+use crate::profile::{PathError, Profile, PATHS};
+
+/// Connections served at once; more are closed at accept. A check is one socket to the
+/// database at most, so this also bounds what a flood can do to the server behind us.
+pub const MAX_CONNECTIONS: usize = 512;
+/// A client that sends nothing for this long is a silent client (telnet, a TCP check) and gets
+/// the default check, as the xinetd script answered without reading.
+pub const SILENT_WAIT: Duration = Duration::from_secs(1);
+/// A request head must be complete this long after accept, or the client gets 408.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(3);
+/// How long an agent connection may take to send its `agent-send` line; then the default check.
+pub const AGENT_WAIT: Duration = Duration::from_millis(300);
+/// The longest `agent-send` line read.
+pub const AGENT_LINE_MAX: usize = 256;
+/// Time to write the response and drain the client before closing.
+pub const LINGER: Duration = Duration::from_secs(1);
+/// Bytes drained from a client after the response, so the close is a FIN and not a RST.
+pub const LINGER_BYTES: usize = 64 * 1024;
+/// Pause after a failed accept (e.g. out of file descriptors), so a flood cannot spin the CPU.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+const TEXT: &str = "text/plain";
+
+/// What every connection shares.
+pub struct Server {
+    pub config: Config,
+    pub checker: Checker,
+    active: Cell<usize>,
+}
+
+impl Server {
+    pub fn new(config: Config) -> Rc<Server> {
+        let checker = Checker::new(config.check.clone());
+        Rc::new(Server { config, checker, active: Cell::new(0) })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Protocol {
+    Http,
+    Agent,
+}
+
+/// Binds every listen address, then serves until the executor stops.
+pub async fn run(ex: Rc<LocalExecutor<'static>>, server: Rc<Server>) -> io::Result<()> {
+    let mut listeners = Vec::new();
+    let wanted = server.config.listen.iter().map(|a| (a, Protocol::Http));
+    for (addr, proto) in wanted.chain(server.config.agent_listen.iter().map(|a| (a, Protocol::Agent))) {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        listeners.push((l, proto));
+    }
+    let show = |p: Protocol| -> String {
+        let addrs: Vec<String> = listeners
+            .iter()
+            .filter(|(_, lp)| matches!((lp, p), (Protocol::Http, Protocol::Http) | (Protocol::Agent, Protocol::Agent)))
+            .filter_map(|(l, _)| l.local_addr().ok())
+            .map(|a| a.to_string())
+            .collect();
+        addrs.join(", ")
+    };
+    let c = &server.config.check;
+    let agent = show(Protocol::Agent);
+    log::info!(
+        "mysqlchk {} serving HTTP on {}{}, checking {}@{} (timeout {} ms, force-fail file {})",
+        env!("CARGO_PKG_VERSION"),
+        show(Protocol::Http),
+        if agent.is_empty() { String::new() } else { format!(" and agent-check on {agent}") },
+        c.user,
+        c.target,
+        c.timeout.as_millis(),
+        c.force_fail_file.display()
+    );
+    let loops: Vec<_> = listeners.into_iter().map(|(l, p)| ex.spawn(accept_loop(ex.clone(), l, p, server.clone()))).collect();
+    for l in loops {
+        l.await;
+    }
+    Ok(())
+}
+
+async fn accept_loop(ex: Rc<LocalExecutor<'static>>, listener: TcpListener, proto: Protocol, server: Rc<Server>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                log::warn!("accept failed: {e}; pausing {} ms", ACCEPT_BACKOFF.as_millis());
+                Timer::after(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        if server.active.get() >= MAX_CONNECTIONS {
+            log::debug!("{peer}: refused, {MAX_CONNECTIONS} connections already open");
+            continue;
+        }
+        server.active.set(server.active.get() + 1);
+        let server = server.clone();
+        ex.spawn(async move {
+            match proto {
+                Protocol::Http => serve_http(stream, peer, &server).await,
+                Protocol::Agent => serve_agent(stream, peer, &server).await,
+            }
+            server.active.set(server.active.get() - 1);
+        })
+        .detach();
+    }
+}
+
+/// Serves one HTTP connection: read the head, check, answer, close gently.
+async fn serve_http(mut stream: TcpStream, peer: SocketAddr, server: &Server) {
+    let defaults = server.config.check.defaults;
+    let (status, body, head_only) = match read_head(&mut stream).await {
+        Head::Request(req) => {
+            log::trace!("{peer}: {} {}", req.method, req.path);
+            match Profile::from_path(&req.path, req.query.as_deref(), defaults) {
+                Ok(profile) => {
+                    let (status, body) = check_response(server, profile).await;
+                    (status, body, req.is_head())
+                }
+                Err(e @ PathError::Unknown(_)) => {
+                    (Status::NotFound, format!("{e}.\r\nKnown profiles: {PATHS}\r\n"), req.is_head())
+                }
+                Err(e @ PathError::BadParameter(_)) => (Status::BadRequest, format!("{e}.\r\n"), req.is_head()),
+            }
+        }
+        Head::Silent => {
+            let (status, body) = check_response(server, Profile::Default).await;
+            (status, body, false)
+        }
+        Head::Bad(e) => {
+            log::debug!("{peer}: 400: {e}");
+            (Status::BadRequest, "Bad request.\r\n".to_string(), false)
+        }
+        Head::TimedOut => (Status::RequestTimeout, "Request timeout.\r\n".to_string(), false),
+        Head::Gone => return,
+    };
+    respond(stream, peer, &http::render(status, TEXT, &body, head_only)).await;
+}
+
+/// The status and body of a check, compatible with the xinetd script's.
+async fn check_response(server: &Server, profile: Profile) -> (Status, String) {
+    match server.checker.check(profile).await.0 {
+        Verdict::Up { value, detail } => {
+            let detail = detail.map(|d| format!("{d}\r\n")).unwrap_or_default();
+            (Status::Ok, format!("MySQL is running.\r\n{value}\r\n{detail}"))
+        }
+        other => (Status::ServiceUnavailable, format!("MySQL is *down*.\r\n{}\r\n", other.reason())),
+    }
+}
+
+/// Serves one agent-check connection: read the optional `agent-send` line, answer one line.
+async fn serve_agent(mut stream: TcpStream, peer: SocketAddr, server: &Server) {
+    let line = async {
+        let mut buf = Vec::with_capacity(64);
+        let mut chunk = [0u8; 64];
+        while !buf.contains(&b'\n') && buf.len() < AGENT_LINE_MAX {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buf
+    };
+    let silent = async {
+        Timer::after(AGENT_WAIT).await;
+        Vec::new()
+    };
+    let line = line.or(silent).await;
+    let reply = agent_reply(server, &line).await;
+    log::trace!("{peer}: agent {:?} -> {}", String::from_utf8_lossy(&line).trim(), reply.trim_end());
+    respond(stream, peer, reply.as_bytes()).await;
+}
+
+/// The agent's one-line answer (HAProxy configuration manual, "agent-check"): `up ready` when
+/// healthy, `down #reason` when not, `drain` for the force-fail file, `maint` for the
+/// maintenance file. The line names a profile path (`/replica?max_lag=10` or `replica`).
+async fn agent_reply(server: &Server, line: &[u8]) -> String {
+    let line = String::from_utf8_lossy(line);
+    let line = line.trim();
+    let target = if line.is_empty() || line.starts_with('/') { line.to_string() } else { format!("/{line}") };
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target.as_str(), None),
+    };
+    let profile = match Profile::from_path(if path.is_empty() { "/" } else { path }, query, server.config.check.defaults) {
+        Ok(p) => p,
+        Err(e) => return format!("down #{}\n", sanitize(&e.to_string())),
+    };
+    match server.checker.check(profile).await.0 {
+        Verdict::Up { .. } => "up ready\n".to_string(),
+        Verdict::Drain => "drain\n".to_string(),
+        Verdict::Maint => "maint\n".to_string(),
+        Verdict::Down(reason) => format!("down #{}\n", sanitize(&reason)),
+    }
+}
+
+/// Agent descriptions end at the line; keep them on one line.
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+/// Writes `response`, half-closes, and drains what the client still sends until it closes, so
+/// our close is never a reset that could destroy the response in flight.
+async fn respond(mut stream: TcpStream, peer: SocketAddr, response: &[u8]) {
+    let finish = async {
+        stream.write_all(response).await?;
+        stream.flush().await?;
+        stream.shutdown(Shutdown::Write)?;
+        let mut sink = [0u8; 1024];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<_, io::Error>(())
+    };
+    let linger = async {
+        Timer::after(LINGER).await;
+        Ok(())
+    };
+    if let Err(e) = finish.or(linger).await {
+        log::debug!("{peer}: writing response: {e}");
+    }
+}
+
+enum Head {
+    Request(http::Request),
+    /// Nothing arrived within [`SILENT_WAIT`].
+    Silent,
+    Bad(http::Error),
+    TimedOut,
+    /// The client closed or reset before sending a complete head.
+    Gone,
+}
+
+async fn read_head(stream: &mut TcpStream) -> Head {
+    let received = Cell::new(0usize);
+    let reading = async {
+        let mut buf = Vec::with_capacity(512);
+        let mut chunk = [0u8; 1024];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return Head::Gone,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            received.set(buf.len());
+            match http::parse_request(&buf) {
+                Ok(Some(req)) => return Head::Request(req),
+                Ok(None) => {}
+                Err(e) => return Head::Bad(e),
+            }
+        }
+    };
+    let deadline = async {
+        Timer::after(SILENT_WAIT).await;
+        if received.get() == 0 {
+            return Head::Silent;
+        }
+        // A slow client gets the rest of the head deadline.
+        Timer::after(HEAD_DEADLINE - SILENT_WAIT).await;
+        Head::TimedOut
+    };
+    reading.or(deadline).await
+}

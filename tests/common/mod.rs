@@ -1,0 +1,125 @@
+//! Shared helpers for the integration tests: free ports, the mysqlchk binary as a child process,
+//! a raw HTTP client, a throwaway MariaDB ([`mariadb`]) and a scriptable fake server ([`fake`]).
+#![allow(dead_code)]
+
+pub mod fake;
+pub mod mariadb;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Path of the mysqlchk binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mysqlchk")
+}
+
+/// A running `mysqlchk` daemon, killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Daemon {
+    /// Starts mysqlchk listening on a free port with `args` (and `--listen`), the password (if
+    /// any) in MYSQLCHK_PASSWORD, and waits until it accepts connections.
+    pub fn start(args: &[&str], password: Option<&str>) -> Daemon {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.arg("--listen").arg(addr.to_string()).args(args);
+        cmd.env_remove("MYSQLCHK_PASSWORD");
+        if let Some(pw) = password {
+            cmd.env("MYSQLCHK_PASSWORD", pw);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn mysqlchk");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("mysqlchk exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "mysqlchk did not start listening");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Daemon { child, addr }
+    }
+
+    /// Sends `request` verbatim and returns the parsed response.
+    pub fn request(&self, request: &[u8]) -> Response {
+        http(self.addr, request)
+    }
+
+    /// `GET /` over HTTP/1.0, like a curl.
+    pub fn get(&self, path: &str) -> Response {
+        self.request(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+    pub raw: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// Connects to `addr`, sends `request` (it may be empty: a silent client), half-closes nothing,
+/// and reads until the server closes (30 s at most).
+pub fn http(addr: SocketAddr, request: &[u8]) -> Response {
+    let mut s = TcpStream::connect(addr).expect("connect to mysqlchk");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    if !request.is_empty() {
+        s.write_all(request).unwrap();
+    }
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read response");
+    let _ = s.shutdown(Shutdown::Both);
+    parse_response(raw)
+}
+
+pub fn parse_response(raw: Vec<u8>) -> Response {
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    Response { status, head: head.to_string(), body: body.to_string(), raw }
+}
+
+/// Runs `mysqlchk --once` with `args` and the password in the environment; returns the exit code
+/// and stdout.
+pub fn once(args: &[&str], password: Option<&str>) -> (i32, String) {
+    let mut cmd = Command::new(bin());
+    cmd.arg("--once").args(args).env_remove("MYSQLCHK_PASSWORD");
+    if let Some(pw) = password {
+        cmd.env("MYSQLCHK_PASSWORD", pw);
+    }
+    let out = cmd.output().expect("run mysqlchk --once");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
