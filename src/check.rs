@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_io::Timer;
 use async_net::unix::UnixStream;
@@ -14,7 +14,8 @@ use async_net::TcpStream;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
 use smol::lock::Mutex;
 
-use crate::config::{CheckConfig, Target};
+use crate::config::{CheckConfig, Password, Target};
+use crate::metrics::Metrics;
 use crate::mysql::{self, Action, Options, ResultSet, ServerError, Session};
 use crate::profile::{Kind, Profile, ER_PARSE_ERROR};
 
@@ -96,35 +97,47 @@ pub struct Gathered {
 const MAX_VALUE_LEN: usize = 256;
 
 /// Logs in and runs `--query` and `kind`'s plan, then QUIT, all within `cfg.timeout`.
-pub async fn gather(cfg: &CheckConfig, kind: Kind) -> Result<Gathered, Failure> {
+pub async fn gather(cfg: &CheckConfig, password: &Password, kind: Kind) -> Result<Gathered, Failure> {
     let phase = Cell::new(Phase::Connect);
     let deadline = async {
         Timer::after(cfg.timeout).await;
         Err(Failure::Timeout(phase.get(), cfg.timeout))
     };
-    exchange(cfg, kind, &phase).or(deadline).await
+    exchange(cfg, password, kind, &phase).or(deadline).await
 }
 
-async fn exchange(cfg: &CheckConfig, kind: Kind, phase: &Cell<Phase>) -> Result<Gathered, Failure> {
+async fn exchange(
+    cfg: &CheckConfig,
+    password: &Password,
+    kind: Kind,
+    phase: &Cell<Phase>,
+) -> Result<Gathered, Failure> {
     match &cfg.target {
         Target::Tcp { host, port } => {
-            let stream = TcpStream::connect((host.as_str(), *port)).await.map_err(|e| Failure::Io(Phase::Connect, e))?;
+            let stream =
+                TcpStream::connect((host.as_str(), *port)).await.map_err(|e| Failure::Io(Phase::Connect, e))?;
             // Best effort: each packet is one small write and waits for an answer anyway.
             let _ = stream.set_nodelay(true);
-            converse(stream, cfg, kind, phase).await
+            converse(stream, cfg, password, kind, phase).await
         }
         Target::Unix(path) => {
             let stream = UnixStream::connect(path).await.map_err(|e| Failure::Io(Phase::Connect, e))?;
-            converse(stream, cfg, kind, phase).await
+            converse(stream, cfg, password, kind, phase).await
         }
     }
 }
 
-async fn converse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, cfg: &CheckConfig, kind: Kind, phase: &Cell<Phase>) -> Result<Gathered, Failure> {
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    cfg: &CheckConfig,
+    password: &Password,
+    kind: Kind,
+    phase: &Cell<Phase>,
+) -> Result<Gathered, Failure> {
     phase.set(Phase::Login);
     let mut session = Session::new(Options {
         user: cfg.user.clone(),
-        password: cfg.password.bytes().to_vec(),
+        password: password.bytes().to_vec(),
         database: cfg.database.clone(),
         transport: cfg.target.transport(),
     });
@@ -216,6 +229,16 @@ impl Verdict {
         matches!(self, Verdict::Up { .. })
     }
 
+    /// The metrics label: up, down, drain or maint.
+    pub fn result(&self) -> &'static str {
+        match self {
+            Verdict::Up { .. } => "up",
+            Verdict::Down(_) => "down",
+            Verdict::Drain => "drain",
+            Verdict::Maint => "maint",
+        }
+    }
+
     /// The short reason for anything but Up.
     pub fn reason(&self) -> &str {
         match self {
@@ -242,14 +265,20 @@ struct Slot {
 /// Answers check requests for every profile, sharing database work between them.
 pub struct Checker {
     pub cfg: CheckConfig,
+    /// The one copy of the password the daemon keeps; SIGHUP may replace it.
+    password: RefCell<Password>,
     slots: [Slot; 4],
-    /// Logins attempted so far (database connections opened).
-    pub logins: Cell<u64>,
+    pub metrics: Metrics,
 }
 
 impl Checker {
-    pub fn new(cfg: CheckConfig) -> Checker {
-        Checker { cfg, slots: Default::default(), logins: Cell::new(0) }
+    pub fn new(cfg: CheckConfig, password: Password) -> Checker {
+        Checker { cfg, password: RefCell::new(password), slots: Default::default(), metrics: Metrics::default() }
+    }
+
+    /// Replaces the password for the checks that start from now on.
+    pub fn set_password(&self, password: Password) {
+        *self.password.borrow_mut() = password;
     }
 
     /// Judges `profile` now. The operator's files are read on every call, so a drain is never
@@ -267,6 +296,7 @@ impl Checker {
                 Err(f) => {
                     log::debug!("{} check failed: {f}", profile.kind().name());
                     self.log_change(slot, profile.kind(), false, &|| f.to_string());
+                    self.metrics.check(profile.kind(), "down");
                     return (Verdict::Down(f.class()), start.elapsed());
                 }
                 Ok(g) => match profile.judge(&g.results) {
@@ -276,9 +306,12 @@ impl Checker {
             }
         };
         let elapsed = start.elapsed();
+        self.metrics.check(profile.kind(), verdict.result());
         log::debug!("{} check: {verdict:?} ({:.1} ms)", profile.kind().name(), elapsed.as_secs_f64() * 1000.0);
         self.log_change(slot, profile.kind(), verdict.is_up(), &|| match &verdict {
-            Verdict::Up { value, detail } => format!("{value}{}", detail.as_ref().map(|d| format!(", {d}")).unwrap_or_default()),
+            Verdict::Up { value, detail } => {
+                format!("{value}{}", detail.as_ref().map(|d| format!(", {d}")).unwrap_or_default())
+            }
             other => other.reason().to_string(),
         });
         (verdict, elapsed)
@@ -302,9 +335,15 @@ impl Checker {
         if let Some(hit) = reusable(Some(arrived)) {
             return hit;
         }
-        self.logins.set(self.logins.get() + 1);
-        let result = Rc::new(gather(&self.cfg, kind).await);
-        *slot.last.borrow_mut() = Some((Instant::now(), result.clone()));
+        self.metrics.login();
+        let started = Instant::now();
+        // A clone, so that SIGHUP during the check cannot pull the password from under it.
+        let password = self.password.borrow().clone();
+        let result = Rc::new(gather(&self.cfg, &password, kind).await);
+        let finished = Instant::now();
+        let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        self.metrics.round_trip(finished - started, unix_now);
+        *slot.last.borrow_mut() = Some((finished, result.clone()));
         result
     }
 

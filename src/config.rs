@@ -76,6 +76,15 @@ pub struct Args {
     #[argh(option)]
     pub agent_listen: Vec<String>,
 
+    /// only answer clients from this network (CIDR, e.g. 10.0.0.0/8 or 2001:db8::/32),
+    /// repeatable; without it everyone may connect. Others are closed without a check
+    #[argh(option)]
+    pub allow: Vec<String>,
+
+    /// serve one HTTP exchange on stdin/stdout and exit (xinetd, systemd Accept=yes)
+    #[argh(switch)]
+    pub inetd: bool,
+
     /// with --once: the profile path to check, e.g. /replica?max_lag=10 (default /)
     #[argh(option, default = "String::from(\"/\")")]
     pub profile: String,
@@ -172,7 +181,6 @@ impl fmt::Debug for Password {
 pub struct CheckConfig {
     pub target: Target,
     pub user: String,
-    pub password: Password,
     pub database: Option<String>,
     pub query: String,
     pub timeout: Duration,
@@ -183,11 +191,57 @@ pub struct CheckConfig {
     pub defaults: Defaults,
 }
 
+/// An allowed network: an address and a prefix length. IPv4-mapped IPv6 peers match IPv4 nets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// `ADDR/PREFIX`, or a bare address (a single host).
+    pub fn parse(s: &str) -> Result<Cidr, ConfigError> {
+        let bad = || ConfigError::Allow(s.to_string());
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().map_err(|_| bad())?, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            None => (s.parse::<IpAddr>().map_err(|_| bad())?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Cidr { addr: addr.to_canonical(), prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |ip: IpAddr| -> u128 {
+            match ip {
+                IpAddr::V4(v4) => u128::from(u32::from(v4)) << 96,
+                IpAddr::V6(v6) => u128::from(v6),
+            }
+        };
+        let ip = ip.to_canonical();
+        if ip.is_ipv4() != self.addr.is_ipv4() {
+            return false;
+        }
+        // IPv4 sits in the top 32 bits, so one mask from the top serves both families.
+        let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+        bits(ip) & mask == bits(self.addr) & mask
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<SocketAddr>,
     pub agent_listen: Vec<SocketAddr>,
+    /// Allowed client networks; empty allows everyone.
+    pub allow: Vec<Cidr>,
+    pub inetd: bool,
+    /// The password; reread from `password_file` on SIGHUP.
+    pub password: Password,
+    pub password_file: Option<PathBuf>,
     /// The profile `--once` checks.
     pub profile: Profile,
     pub check: CheckConfig,
@@ -206,6 +260,8 @@ pub enum ConfigError {
     Empty(&'static str),
     Profile(PathError),
     CacheMs(u64),
+    Allow(String),
+    PasswordFileMode(PathBuf, u32),
 }
 
 impl fmt::Display for ConfigError {
@@ -222,6 +278,14 @@ impl fmt::Display for ConfigError {
             ConfigError::PasswordFile(p, e) => write!(f, "cannot read --password-file {}: {e}", p.display()),
             ConfigError::Empty(flag) => write!(f, "{flag} must not be empty"),
             ConfigError::Profile(e) => write!(f, "invalid --profile: {e}; known: {PATHS}"),
+            ConfigError::Allow(s) => {
+                write!(f, "invalid --allow {s:?}: expected an IP address or CIDR such as 10.0.0.0/8")
+            }
+            ConfigError::PasswordFileMode(p, mode) => write!(
+                f,
+                "--password-file {} is accessible by group or others (mode {mode:04o}); run chmod 600 on it",
+                p.display()
+            ),
             ConfigError::CacheMs(ms) => write!(f, "invalid --cache-ms {ms}: must be at most 3600000 ms"),
         }
     }
@@ -237,9 +301,16 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, ConfigError> {
     s.parse().map_err(|_| ConfigError::Listen(s.to_string()))
 }
 
-/// Reads a password file: its content, less one trailing line ending.
+/// Reads a password file: its content, less one trailing line ending. Like ssh with its keys,
+/// refuses a file that group or others may access.
 pub fn read_password_file(path: &std::path::Path) -> Result<Password, ConfigError> {
-    let mut bytes = std::fs::read(path).map_err(|e| ConfigError::PasswordFile(path.to_path_buf(), e))?;
+    use std::os::unix::fs::PermissionsExt;
+    let io_err = |e| ConfigError::PasswordFile(path.to_path_buf(), e);
+    let mode = std::fs::metadata(path).map_err(io_err)?.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(ConfigError::PasswordFileMode(path.to_path_buf(), mode));
+    }
+    let mut bytes = std::fs::read(path).map_err(io_err)?;
     if bytes.ends_with(b"\n") {
         bytes.pop();
         if bytes.ends_with(b"\r") {
@@ -267,6 +338,7 @@ impl Config {
         if args.cache_ms > 3_600_000 {
             return Err(ConfigError::CacheMs(args.cache_ms));
         }
+        let allow = args.allow.iter().map(|s| Cidr::parse(s)).collect::<Result<_, _>>()?;
         if args.timeout == 0 || args.timeout > 3_600_000 {
             return Err(ConfigError::Timeout(args.timeout));
         }
@@ -286,7 +358,6 @@ impl Config {
             check: CheckConfig {
                 target: Target::parse(&args.mysql)?,
                 user: args.user,
-                password,
                 database: args.database.filter(|d| !d.is_empty()),
                 query: args.query,
                 timeout: Duration::from_millis(args.timeout),
@@ -296,6 +367,10 @@ impl Config {
                 defaults,
             },
             agent_listen,
+            allow,
+            inetd: args.inetd,
+            password,
+            password_file: args.password_file,
             profile,
             log_level,
             once: args.once,
@@ -330,6 +405,38 @@ mod tests {
         assert_eq!(parse_listen("9200").unwrap(), "0.0.0.0:9200".parse().unwrap());
         assert_eq!(parse_listen("[::]:9201").unwrap(), "[::]:9201".parse().unwrap());
         assert!(parse_listen("localhost:9200").is_err());
+    }
+
+    #[test]
+    fn cidrs_match_v4_v6_and_mapped_peers() {
+        let net = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.9.9".parse().unwrap()), "IPv4-mapped peer");
+        assert!(!net.contains("2001:db8::1".parse().unwrap()));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:1::5".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::5".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("192.0.2.1".parse().unwrap()));
+        assert!(Cidr::parse("::/0").unwrap().contains("::1".parse().unwrap()));
+        let host = Cidr::parse("127.0.0.1").unwrap();
+        assert!(host.contains("127.0.0.1".parse().unwrap()) && !host.contains("127.0.0.2".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "::/129", "nope", "10.0.0.0/", "/8"] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn password_file_open_to_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("mysqlchk-pw-{}", std::process::id()));
+        std::fs::write(&path, "s3cret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(read_password_file(&path), Err(ConfigError::PasswordFileMode(_, 0o644))));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_password_file(&path).unwrap().bytes(), b"s3cret");
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(read_password_file(&path), Err(ConfigError::PasswordFile(..))));
     }
 
     #[test]

@@ -141,7 +141,8 @@ mod tests {
     use super::*;
 
     const HAPROXY_DEFAULT: &[u8] = b"OPTIONS / HTTP/1.0\r\n\r\n";
-    const CURL: &[u8] = b"GET /replica?max_lag=10 HTTP/1.1\r\nHost: db4:9200\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n";
+    const CURL: &[u8] =
+        b"GET /replica?max_lag=10 HTTP/1.1\r\nHost: db4:9200\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n";
 
     #[test]
     fn every_prefix_of_a_request_is_partial() {

@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 use std::rc::Rc;
 
-use mysqlchk::config::{Args, Config, PASSWORD_ENV};
 use mysqlchk::check::{Checker, Verdict};
+use mysqlchk::config::{Args, Config, PASSWORD_ENV};
 use mysqlchk::server;
 use smol::LocalExecutor;
 
@@ -22,19 +22,27 @@ fn main() -> ExitCode {
             return ExitCode::from(if nagios { 3 } else { 1 });
         }
     };
+    // xinetd hands the client socket over as stderr too: a log line there would be sent to the
+    // client in the middle of the response.
+    let level = if config.inetd && stderr_is_stdin() { log::LevelFilter::Off } else { config.log_level };
     // Only our own crate logs; dependencies stay quiet at every level.
-    let logger = simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Off)
-        .with_module_level("mysqlchk", config.log_level);
+    let logger =
+        simple_logger::SimpleLogger::new().with_level(log::LevelFilter::Off).with_module_level("mysqlchk", level);
     if let Err(e) = logger.init() {
         eprintln!("mysqlchk: error: cannot start logging: {e}");
     }
     if config.once {
         return run_once(&config);
     }
+    let inetd = config.inetd;
     let ex = Rc::new(LocalExecutor::new());
     let server = server::Server::new(config);
-    match smol::block_on(ex.run(server::run(ex.clone(), server))) {
+    let result = if inetd {
+        smol::block_on(server::serve_inetd(&server))
+    } else {
+        smol::block_on(ex.run(server::run(ex.clone(), server)))
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mysqlchk: error: {e}");
@@ -45,7 +53,7 @@ fn main() -> ExitCode {
 
 /// One check, one line, Nagios exit codes: 0 OK, 2 CRITICAL.
 fn run_once(config: &Config) -> ExitCode {
-    let checker = Checker::new(config.check.clone());
+    let checker = Checker::new(config.check.clone(), config.password.clone());
     let (verdict, elapsed) = smol::block_on(checker.check(config.profile));
     let ms = elapsed.as_secs_f64() * 1000.0;
     match verdict {
@@ -59,4 +67,16 @@ fn run_once(config: &Config) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether stderr is the same file as stdin (both the client socket under xinetd).
+fn stderr_is_stdin() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let id = |fd: std::os::fd::BorrowedFd<'_>| {
+        let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
+        file.metadata().ok().map(|m| (m.dev(), m.ino()))
+    };
+    let stdin = id(std::io::stdin().as_fd());
+    stdin.is_some() && stdin == id(std::io::stderr().as_fd())
 }

@@ -47,8 +47,7 @@ impl Kind {
 }
 
 const PRIMARY_SQL: &str = "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('read_only', 'super_read_only')";
-const GALERA_SQL: &str =
-    "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state', 'wsrep_cluster_status')";
+const GALERA_SQL: &str = "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state', 'wsrep_cluster_status')";
 
 /// ER_PARSE_ERROR: what MySQL < 8.0.22 and MariaDB < 10.5 say to SHOW REPLICA STATUS.
 pub const ER_PARSE_ERROR: u16 = 1064;
@@ -154,7 +153,10 @@ fn variables(rs: &ResultSet) -> impl Iterator<Item = (String, Option<String>)> +
     rs.rows.iter().filter_map(|row| {
         let name = row.first()?.as_deref()?;
         let value = row.get(1)?.as_deref();
-        Some((String::from_utf8_lossy(name).to_ascii_lowercase(), value.map(|v| String::from_utf8_lossy(v).into_owned())))
+        Some((
+            String::from_utf8_lossy(name).to_ascii_lowercase(),
+            value.map(|v| String::from_utf8_lossy(v).into_owned()),
+        ))
     })
 }
 
@@ -185,7 +187,9 @@ fn replica(rs: &ResultSet, max_lag: u64) -> Result<Option<String>, String> {
     let mut worst = 0;
     // Every channel (MySQL multi-source returns one row each) must be healthy.
     for row in &rs.rows {
-        for (what, names) in [("IO", ["Replica_IO_Running", "Slave_IO_Running"]), ("SQL", ["Replica_SQL_Running", "Slave_SQL_Running"])] {
+        for (what, names) in
+            [("IO", ["Replica_IO_Running", "Slave_IO_Running"]), ("SQL", ["Replica_SQL_Running", "Slave_SQL_Running"])]
+        {
             let state = text(rs, row, names).unwrap_or_default();
             if state != "Yes" {
                 let state = if state.is_empty() { "unknown".into() } else { state };
@@ -272,7 +276,10 @@ mod tests {
         assert!(p.judge(&[vars(&[("read_only", "OFF"), ("super_read_only", "OFF")])]).is_ok());
         assert!(p.judge(&[vars(&[("read_only", "OFF")])]).is_ok(), "MariaDB has no super_read_only");
         assert_eq!(p.judge(&[vars(&[("read_only", "ON")])]), Err("read_only is ON".into()));
-        assert_eq!(p.judge(&[vars(&[("read_only", "OFF"), ("super_read_only", "ON")])]), Err("super_read_only is ON".into()));
+        assert_eq!(
+            p.judge(&[vars(&[("read_only", "OFF"), ("super_read_only", "ON")])]),
+            Err("super_read_only is ON".into())
+        );
         assert_eq!(p.judge(&[vars(&[])]), Err("read_only unknown".into()));
     }
 
@@ -290,11 +297,26 @@ mod tests {
         let p = |max_lag| Profile::Replica { max_lag };
         for mysql8 in [false, true] {
             assert!(p(10).judge(&[replica_rs("Yes", "Yes", Some("3"), mysql8)]).is_ok());
-            assert_eq!(p(10).judge(&[replica_rs("Yes", "Yes", Some("45"), mysql8)]), Err("replica lag 45 s > 10 s".into()));
-            assert_eq!(p(30).judge(&[replica_rs("Yes", "Yes", Some("30"), mysql8)]), Ok(Some("replica lag 30 s <= 30 s".into())));
-            assert_eq!(p(10).judge(&[replica_rs("Yes", "Yes", None, mysql8)]), Err("replica lag unknown (NULL)".into()));
-            assert_eq!(p(10).judge(&[replica_rs("Connecting", "Yes", Some("0"), mysql8)]), Err("replica IO thread not running (Connecting)".into()));
-            assert_eq!(p(10).judge(&[replica_rs("Yes", "No", Some("0"), mysql8)]), Err("replica SQL thread not running (No)".into()));
+            assert_eq!(
+                p(10).judge(&[replica_rs("Yes", "Yes", Some("45"), mysql8)]),
+                Err("replica lag 45 s > 10 s".into())
+            );
+            assert_eq!(
+                p(30).judge(&[replica_rs("Yes", "Yes", Some("30"), mysql8)]),
+                Ok(Some("replica lag 30 s <= 30 s".into()))
+            );
+            assert_eq!(
+                p(10).judge(&[replica_rs("Yes", "Yes", None, mysql8)]),
+                Err("replica lag unknown (NULL)".into())
+            );
+            assert_eq!(
+                p(10).judge(&[replica_rs("Connecting", "Yes", Some("0"), mysql8)]),
+                Err("replica IO thread not running (Connecting)".into())
+            );
+            assert_eq!(
+                p(10).judge(&[replica_rs("Yes", "No", Some("0"), mysql8)]),
+                Err("replica SQL thread not running (No)".into())
+            );
         }
         assert_eq!(p(10).judge(&[rs(&["Slave_IO_Running"], &[])]), Err("not a replica".into()));
     }

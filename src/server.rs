@@ -3,17 +3,19 @@
 
 use std::cell::Cell;
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::os::fd::AsFd;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use async_net::{TcpListener, TcpStream};
-use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use async_signal::{Signal, Signals};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt};
 use smol::LocalExecutor;
 
 use crate::check::{Checker, Verdict};
-use crate::config::Config;
+use crate::config::{read_password_file, Config};
 use crate::http::{self, Status};
 use crate::profile::{PathError, Profile, PATHS};
 
@@ -37,6 +39,7 @@ pub const LINGER_BYTES: usize = 64 * 1024;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 const TEXT: &str = "text/plain";
+const METRICS: &str = "text/plain; version=0.0.4";
 
 /// What every connection shares.
 pub struct Server {
@@ -47,31 +50,96 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: Config) -> Rc<Server> {
-        let checker = Checker::new(config.check.clone());
+        let checker = Checker::new(config.check.clone(), config.password.clone());
         Rc::new(Server { config, checker, active: Cell::new(0) })
+    }
+
+    /// Whether `--allow` lets `ip` in; without `--allow` everyone is.
+    fn allowed(&self, ip: IpAddr) -> bool {
+        self.config.allow.is_empty() || self.config.allow.iter().any(|net| net.contains(ip))
+    }
+
+    /// Rereads `--password-file` (SIGHUP). A bad file keeps the old password.
+    fn reload_password(&self) {
+        let Some(path) = &self.config.password_file else {
+            log::info!("SIGHUP: no --password-file to reread");
+            return;
+        };
+        match read_password_file(path) {
+            Ok(p) => {
+                self.checker.set_password(p);
+                log::info!("SIGHUP: reread password from {}", path.display());
+            }
+            Err(e) => log::warn!("SIGHUP: keeping the old password: {e}"),
+        }
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Protocol {
     Http,
     Agent,
 }
 
-/// Binds every listen address, then serves until the executor stops.
+/// Binds every listen address (or takes the sockets systemd passed), serves until SIGTERM or
+/// SIGINT, then lets checks in flight finish before returning.
 pub async fn run(ex: Rc<LocalExecutor<'static>>, server: Rc<Server>) -> io::Result<()> {
-    let mut listeners = Vec::new();
-    let wanted = server.config.listen.iter().map(|a| (a, Protocol::Http));
-    for (addr, proto) in wanted.chain(server.config.agent_listen.iter().map(|a| (a, Protocol::Agent))) {
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        listeners.push((l, proto));
+    let mut signals = Signals::new([Signal::Term, Signal::Int, Signal::Hup])?;
+    let mut listeners = inherited_listeners()?;
+    let inherited = !listeners.is_empty();
+    if !inherited {
+        for addr in &server.config.listen {
+            listeners.push((bind(addr).await?, Protocol::Http));
+        }
     }
+    for addr in &server.config.agent_listen {
+        listeners.push((bind(addr).await?, Protocol::Agent));
+    }
+    log_start(&server, &listeners, inherited);
+    let loops: Vec<_> =
+        listeners.into_iter().map(|(l, p)| ex.spawn(accept_loop(ex.clone(), l, p, server.clone()))).collect();
+    loop {
+        match signals.next().await {
+            Some(Ok(Signal::Hup)) => server.reload_password(),
+            Some(Ok(_)) | None => break,
+            Some(Err(e)) => log::warn!("signal handling: {e}"),
+        }
+    }
+    // Dropping the accept loops closes the listeners: no new connections from here on.
+    drop(loops);
+    let c = &server.config.check;
+    let grace = c.timeout + HEAD_DEADLINE + LINGER;
+    log::info!("stopping: {} connections in flight, waiting up to {} ms", server.active.get(), grace.as_millis());
+    let deadline = Instant::now() + grace;
+    while server.active.get() > 0 && Instant::now() < deadline {
+        Timer::after(Duration::from_millis(10)).await;
+    }
+    log::info!("stopped");
+    Ok(())
+}
+
+async fn bind(addr: &SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+/// Listening sockets passed by systemd socket activation (`LISTEN_FDS`, `LISTEN_PID`, as in
+/// sd_listen_fds(3)); they all serve HTTP and replace `--listen`.
+fn inherited_listeners() -> io::Result<Vec<(TcpListener, Protocol)>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let mut out = Vec::new();
+    for i in 0..fds.len() {
+        if let Some(l) = fds.take_tcp_listener(i)? {
+            out.push((TcpListener::try_from(l)?, Protocol::Http));
+        }
+    }
+    Ok(out)
+}
+
+fn log_start(server: &Server, listeners: &[(TcpListener, Protocol)], inherited: bool) {
     let show = |p: Protocol| -> String {
         let addrs: Vec<String> = listeners
             .iter()
-            .filter(|(_, lp)| matches!((lp, p), (Protocol::Http, Protocol::Http) | (Protocol::Agent, Protocol::Agent)))
+            .filter(|(_, lp)| *lp == p)
             .filter_map(|(l, _)| l.local_addr().ok())
             .map(|a| a.to_string())
             .collect();
@@ -80,20 +148,16 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, server: Rc<Server>) -> io::Resu
     let c = &server.config.check;
     let agent = show(Protocol::Agent);
     log::info!(
-        "mysqlchk {} serving HTTP on {}{}, checking {}@{} (timeout {} ms, force-fail file {})",
+        "mysqlchk {} serving HTTP on {}{}{}, checking {}@{} (timeout {} ms, force-fail file {})",
         env!("CARGO_PKG_VERSION"),
         show(Protocol::Http),
+        if inherited { " (from systemd)" } else { "" },
         if agent.is_empty() { String::new() } else { format!(" and agent-check on {agent}") },
         c.user,
         c.target,
         c.timeout.as_millis(),
         c.force_fail_file.display()
     );
-    let loops: Vec<_> = listeners.into_iter().map(|(l, p)| ex.spawn(accept_loop(ex.clone(), l, p, server.clone()))).collect();
-    for l in loops {
-        l.await;
-    }
-    Ok(())
 }
 
 async fn accept_loop(ex: Rc<LocalExecutor<'static>>, listener: TcpListener, proto: Protocol, server: Rc<Server>) {
@@ -106,6 +170,10 @@ async fn accept_loop(ex: Rc<LocalExecutor<'static>>, listener: TcpListener, prot
                 continue;
             }
         };
+        if !server.allowed(peer.ip()) {
+            log::debug!("{peer}: refused by --allow");
+            continue;
+        }
         if server.active.get() >= MAX_CONNECTIONS {
             log::debug!("{peer}: refused, {MAX_CONNECTIONS} connections already open");
             continue;
@@ -113,9 +181,10 @@ async fn accept_loop(ex: Rc<LocalExecutor<'static>>, listener: TcpListener, prot
         server.active.set(server.active.get() + 1);
         let server = server.clone();
         ex.spawn(async move {
+            let peer = peer.to_string();
             match proto {
-                Protocol::Http => serve_http(stream, peer, &server).await,
-                Protocol::Agent => serve_agent(stream, peer, &server).await,
+                Protocol::Http => serve_http(stream, &peer, &server).await,
+                Protocol::Agent => serve_agent(stream, &peer, &server).await,
             }
             server.active.set(server.active.get() - 1);
         })
@@ -124,9 +193,14 @@ async fn accept_loop(ex: Rc<LocalExecutor<'static>>, listener: TcpListener, prot
 }
 
 /// Serves one HTTP connection: read the head, check, answer, close gently.
-async fn serve_http(mut stream: TcpStream, peer: SocketAddr, server: &Server) {
+async fn serve_http(mut stream: TcpStream, peer: &str, server: &Server) {
     let defaults = server.config.check.defaults;
+    let mut content_type = TEXT;
     let (status, body, head_only) = match read_head(&mut stream).await {
+        Head::Request(req) if req.path == "/metrics" => {
+            content_type = METRICS;
+            (Status::Ok, server.checker.metrics.render(), req.is_head())
+        }
         Head::Request(req) => {
             log::trace!("{peer}: {} {}", req.method, req.path);
             match Profile::from_path(&req.path, req.query.as_deref(), defaults) {
@@ -151,7 +225,39 @@ async fn serve_http(mut stream: TcpStream, peer: SocketAddr, server: &Server) {
         Head::TimedOut => (Status::RequestTimeout, "Request timeout.\r\n".to_string(), false),
         Head::Gone => return,
     };
-    respond(stream, peer, &http::render(status, TEXT, &body, head_only)).await;
+    server.checker.metrics.http(status.code());
+    respond(stream, peer, &http::render(status, content_type, &body, head_only)).await;
+}
+
+/// `--inetd`: one HTTP exchange on the socket xinetd or systemd (`Accept=yes`) passed as
+/// stdin, then return.
+pub async fn serve_inetd(server: &Server) -> io::Result<()> {
+    let fd = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let std_stream = std::net::TcpStream::from(fd);
+    if let Err(e) = std_stream.take_error() {
+        return Err(io::Error::new(e.kind(), format!("--inetd needs a socket on stdin: {e}")));
+    }
+    // A unix-socket peer (systemd ListenStream=/path) has no IP; --allow is about IPs.
+    let peer = match std_stream.peer_addr() {
+        Ok(peer) => Some(peer),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+            return Err(io::Error::new(
+                e.kind(),
+                "--inetd got a listening socket on stdin, not a connection: use Accept=yes \
+                 (systemd-socket-activate --accept), or run without --inetd for socket activation",
+            ));
+        }
+        Err(_) => None,
+    };
+    if let Some(peer) = peer {
+        if !server.allowed(peer.ip()) {
+            log::debug!("{peer}: refused by --allow");
+            return Ok(());
+        }
+    }
+    let label = peer.map_or_else(|| "inetd client".to_string(), |p| p.to_string());
+    serve_http(TcpStream::try_from(std_stream)?, &label, server).await;
+    Ok(())
 }
 
 /// The status and body of a check, compatible with the xinetd script's.
@@ -166,7 +272,7 @@ async fn check_response(server: &Server, profile: Profile) -> (Status, String) {
 }
 
 /// Serves one agent-check connection: read the optional `agent-send` line, answer one line.
-async fn serve_agent(mut stream: TcpStream, peer: SocketAddr, server: &Server) {
+async fn serve_agent(mut stream: TcpStream, peer: &str, server: &Server) {
     let line = async {
         let mut buf = Vec::with_capacity(64);
         let mut chunk = [0u8; 64];
@@ -199,10 +305,11 @@ async fn agent_reply(server: &Server, line: &[u8]) -> String {
         Some((p, q)) => (p, Some(q)),
         None => (target.as_str(), None),
     };
-    let profile = match Profile::from_path(if path.is_empty() { "/" } else { path }, query, server.config.check.defaults) {
-        Ok(p) => p,
-        Err(e) => return format!("down #{}\n", sanitize(&e.to_string())),
-    };
+    let profile =
+        match Profile::from_path(if path.is_empty() { "/" } else { path }, query, server.config.check.defaults) {
+            Ok(p) => p,
+            Err(e) => return format!("down #{}\n", sanitize(&e.to_string())),
+        };
     match server.checker.check(profile).await.0 {
         Verdict::Up { .. } => "up ready\n".to_string(),
         Verdict::Drain => "drain\n".to_string(),
@@ -218,7 +325,7 @@ fn sanitize(s: &str) -> String {
 
 /// Writes `response`, half-closes, and drains what the client still sends until it closes, so
 /// our close is never a reset that could destroy the response in flight.
-async fn respond(mut stream: TcpStream, peer: SocketAddr, response: &[u8]) {
+async fn respond(mut stream: TcpStream, peer: &str, response: &[u8]) {
     let finish = async {
         stream.write_all(response).await?;
         stream.flush().await?;

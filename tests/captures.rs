@@ -87,7 +87,14 @@ fn greeting_decodes_field_by_field() {
     assert_eq!(g.connection_id, 4);
     assert_eq!(g.scramble, b"EHv=j}X~5+s(iZhzOZW%");
     assert_eq!(g.auth_plugin, "mysql_native_password");
-    for cap in [caps::PROTOCOL_41, caps::SECURE_CONNECTION, caps::PLUGIN_AUTH, caps::PLUGIN_AUTH_LENENC_CLIENT_DATA, caps::DEPRECATE_EOF, caps::CONNECT_WITH_DB] {
+    for cap in [
+        caps::PROTOCOL_41,
+        caps::SECURE_CONNECTION,
+        caps::PLUGIN_AUTH,
+        caps::PLUGIN_AUTH_LENENC_CLIENT_DATA,
+        caps::DEPRECATE_EOF,
+        caps::CONNECT_WITH_DB,
+    ] {
         assert_ne!(g.capabilities & cap, 0, "cap {cap:#x}");
     }
 }

@@ -173,24 +173,31 @@ impl Tiny {
     }
 }
 
-const TINY_CAPS: u32 = CLIENT_PROTOCOL_41
-    | CLIENT_SECURE_CONNECTION
-    | CLIENT_PLUGIN_AUTH
-    | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA;
+const TINY_CAPS: u32 =
+    CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA;
 
 #[test]
 fn fake_auth_formulas_match_the_shared_vectors() {
     // From /work/shared/testdata/auth-vectors.json, cases A, C, D and E.
     let cases = [
-        ("0102030405060708090a0b0c0d0e0f1011121314", "secret",
-         "b32bb3a583e1340c0a1108d58b1be49781ad8c2f",
-         "746ebe205d56a0707acb3e796e834e0dd7b1d61743b26bd5202c7a623230c7c9"),
-        ("5a667433412c595a3a4f60764f6840447541242d", "hapass",
-         "e6fed1829fb1ae462c35ad2f7fb45691b0107b5d",
-         "73a1c7128d8fe65798724c47d05dd696f531b428c598536e6eebd004537a71d0"),
-        ("0102030405060708090a0b0c0d0e0f1011121314", "pässwörd",
-         "9891a8536587af22d12e126cf5f7a8ea86d63b0e",
-         "8526563d365f5cb2cf44b162e5251a5cc348e1a1afeec271669611d0fdac23f7"),
+        (
+            "0102030405060708090a0b0c0d0e0f1011121314",
+            "secret",
+            "b32bb3a583e1340c0a1108d58b1be49781ad8c2f",
+            "746ebe205d56a0707acb3e796e834e0dd7b1d61743b26bd5202c7a623230c7c9",
+        ),
+        (
+            "5a667433412c595a3a4f60764f6840447541242d",
+            "hapass",
+            "e6fed1829fb1ae462c35ad2f7fb45691b0107b5d",
+            "73a1c7128d8fe65798724c47d05dd696f531b428c598536e6eebd004537a71d0",
+        ),
+        (
+            "0102030405060708090a0b0c0d0e0f1011121314",
+            "pässwörd",
+            "9891a8536587af22d12e126cf5f7a8ea86d63b0e",
+            "8526563d365f5cb2cf44b162e5251a5cc348e1a1afeec271669611d0fdac23f7",
+        ),
         ("0102030405060708090a0b0c0d0e0f1011121314", "", "", ""),
     ];
     for (nonce, pw, native, sha2) in cases {
@@ -201,10 +208,10 @@ fn fake_auth_formulas_match_the_shared_vectors() {
 
 #[test]
 fn fake_serves_a_tiny_client_with_eof_packets() {
-    let fake = FakeServer::start(Scenario::new(Auth::Native, PW).reply(Reply::Rows {
-        columns: vec!["a".into(), "b".into()],
-        rows: vec![vec![None, Some("x".into())]],
-    }));
+    let fake = FakeServer::start(
+        Scenario::new(Auth::Native, PW)
+            .reply(Reply::Rows { columns: vec!["a".into(), "b".into()], rows: vec![vec![None, Some("x".into())]] }),
+    );
     let mut c = Tiny::connect(&fake);
     let (caps, scramble, plugin) = c.greeting();
     assert_eq!(plugin, NATIVE);
@@ -515,10 +522,8 @@ fn client_sends_quit_after_every_login() {
 
 #[test]
 fn handshake_response_advertises_only_what_it_should() {
-    let must = CLIENT_PROTOCOL_41
-        | CLIENT_SECURE_CONNECTION
-        | CLIENT_PLUGIN_AUTH
-        | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA;
+    let must =
+        CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA;
     for offer_eof in [true, false] {
         let fake = FakeServer::start(Scenario::new(Auth::Native, PW).deprecate_eof(offer_eof));
         let (code, out) = check(&fake, &[], Some(PW));
@@ -592,11 +597,7 @@ fn protocol_version_9_is_critical() {
 
 #[test]
 fn query_error_is_critical() {
-    let reply = Reply::Error {
-        code: 1146,
-        state: "42S02".into(),
-        message: "Table 'chk.nope' doesn't exist".into(),
-    };
+    let reply = Reply::Error { code: 1146, state: "42S02".into(), message: "Table 'chk.nope' doesn't exist".into() };
     let fake = FakeServer::start(Scenario::new(Auth::Native, "pw").reply(reply));
     let (code, out, took) = check_hostile(&fake);
     assert_critical_in_time("query error", code, &out, took);
@@ -679,4 +680,3 @@ fn daemon_answers_503_promptly_for_a_200_mb_result_set() {
     let (fake, _) = daemon_survives(Hostile::Stream200MB);
     assert!(fake.streamed_bytes() < 200_000_000 * 2, "the client read all of it");
 }
-

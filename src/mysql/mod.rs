@@ -88,15 +88,9 @@ impl fmt::Display for ProtocolError {
                 write!(f, "unsupported auth plugin {name:?}")
             }
             ProtocolError::TooManyAuthSwitches => f.write_str("server switched auth plugin twice"),
-            ProtocolError::OldPasswordAuth => {
-                f.write_str("server asked for pre-4.1 old password auth")
-            }
+            ProtocolError::OldPasswordAuth => f.write_str("server asked for pre-4.1 old password auth"),
             ProtocolError::BadPublicKey => f.write_str("server sent an unusable RSA public key"),
-            ProtocolError::ResultTooLarge => write!(
-                f,
-                "result set larger than {} bytes",
-                resultset::MAX_RESULT_BYTES
-            ),
+            ProtocolError::ResultTooLarge => write!(f, "result set larger than {} bytes", resultset::MAX_RESULT_BYTES),
             ProtocolError::LocalInfileRequested => f.write_str("server requested LOCAL INFILE"),
             ProtocolError::UnexpectedEof => f.write_str("server closed the connection"),
         }

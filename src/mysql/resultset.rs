@@ -222,7 +222,15 @@ mod tests {
 
     #[test]
     fn result_with_eof_packets_keeps_names_rows_and_nulls() {
-        let packets = vec![vec![2], coldef("Variable_name"), coldef("Value"), EOF.to_vec(), b"\x0bwsrep_ready\x02ON".to_vec(), b"\x09read_only\xfb".to_vec(), EOF.to_vec()];
+        let packets = vec![
+            vec![2],
+            coldef("Variable_name"),
+            coldef("Value"),
+            EOF.to_vec(),
+            b"\x0bwsrep_ready\x02ON".to_vec(),
+            b"\x09read_only\xfb".to_vec(),
+            EOF.to_vec(),
+        ];
         let rs = feed(&mut Parser::new(false), &packets).unwrap().unwrap().unwrap();
         assert_eq!(rs.columns, ["Variable_name", "Value"]);
         assert_eq!(rs.column("value"), Some(1));
@@ -251,7 +259,16 @@ mod tests {
     #[test]
     fn later_results_after_call_are_read_and_dropped() {
         let more = [0xFE, 0, 0, 0x0A, 0, 0, 0].to_vec(); // status: autocommit | more results
-        let packets = vec![vec![1], coldef("a"), b"\x011".to_vec(), more, vec![1], coldef("b"), b"\x012".to_vec(), OK_AS_EOF.to_vec()];
+        let packets = vec![
+            vec![1],
+            coldef("a"),
+            b"\x011".to_vec(),
+            more,
+            vec![1],
+            coldef("b"),
+            b"\x012".to_vec(),
+            OK_AS_EOF.to_vec(),
+        ];
         let rs = feed(&mut Parser::new(true), &packets).unwrap().unwrap().unwrap();
         assert_eq!((rs.columns.len(), rs.rows.len(), rs.first_value()), (1, 1, Some(&b"1"[..])));
     }

@@ -210,7 +210,9 @@ impl Session {
 
     fn greet(&mut self, greeting: Greeting) -> Result<(), Error> {
         let server = greeting.capabilities;
-        for (cap, name) in [(caps::PROTOCOL_41, "CLIENT_PROTOCOL_41"), (caps::SECURE_CONNECTION, "CLIENT_SECURE_CONNECTION")] {
+        for (cap, name) in
+            [(caps::PROTOCOL_41, "CLIENT_PROTOCOL_41"), (caps::SECURE_CONNECTION, "CLIENT_SECURE_CONNECTION")]
+        {
             if server & cap == 0 {
                 return Err(ProtocolError::MissingCapability(name).into());
             }
@@ -346,7 +348,10 @@ mod tests {
     #[test]
     fn greeting_err_1040_without_sqlstate_is_a_server_error() {
         let (_, r) = run(session("pw", Transport::Tcp), &[frame(0, b"\xff\x10\x04Too many connections")]);
-        assert_eq!(r, Err(Error::Server(ServerError { code: 1040, state: None, message: "Too many connections".into() })));
+        assert_eq!(
+            r,
+            Err(Error::Server(ServerError { code: 1040, state: None, message: "Too many connections".into() }))
+        );
     }
 
     #[test]
@@ -405,7 +410,12 @@ mod tests {
 
     #[test]
     fn response_asks_for_deprecate_eof_only_when_offered_and_db_only_when_given() {
-        let mut s = Session::new(Options { user: "u".into(), password: Vec::new(), database: Some("chk".into()), transport: Transport::Tcp });
+        let mut s = Session::new(Options {
+            user: "u".into(),
+            password: Vec::new(),
+            database: Some("chk".into()),
+            transport: Transport::Tcp,
+        });
         s.feed(&frame(0, &greeting(ALL_CAPS & !caps::DEPRECATE_EOF, "mysql_native_password")));
         let Ok(Action::Write(w)) = s.poll() else { panic!() };
         let flags = u32::from_le_bytes([w[4], w[5], w[6], w[7]]);

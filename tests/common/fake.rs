@@ -99,10 +99,7 @@ impl Auth {
     fn greeting_plugin(self) -> &'static str {
         match self {
             Auth::Native | Auth::SwitchToCachingSha2Full | Auth::SwitchToDialog => NATIVE,
-            Auth::CachingSha2Fast
-            | Auth::CachingSha2Full
-            | Auth::SwitchToNative
-            | Auth::SwitchTwice => CACHING_SHA2,
+            Auth::CachingSha2Fast | Auth::CachingSha2Full | Auth::SwitchToNative | Auth::SwitchTwice => CACHING_SHA2,
         }
     }
 }
@@ -163,6 +160,9 @@ pub struct Scenario {
     /// Offer CLIENT_DEPRECATE_EOF in the greeting.
     pub deprecate_eof: bool,
     pub reply: Reply,
+    /// Answers chosen by SQL text, tried in order before `reply`: the first rule whose text the
+    /// query contains (ASCII case-insensitive) answers it.
+    pub rules: Vec<(String, Reply)>,
     pub hostile: Option<Hostile>,
     pub server_version: String,
 }
@@ -176,6 +176,7 @@ impl Scenario {
             user: None,
             deprecate_eof: true,
             reply: Reply::value("fake-1"),
+            rules: Vec::new(),
             hostile: None,
             server_version: "8.4.0-fake".into(),
         }
@@ -193,6 +194,12 @@ impl Scenario {
 
     pub fn reply(mut self, reply: Reply) -> Scenario {
         self.reply = reply;
+        self
+    }
+
+    /// Answers queries containing `sql` with `reply` (see [`Scenario::rules`]).
+    pub fn on(mut self, sql: &str, reply: Reply) -> Scenario {
+        self.rules.push((sql.into(), reply));
         self
     }
 
@@ -515,12 +522,7 @@ impl Session {
             if self.scenario.deprecate_eof {
                 caps |= CLIENT_DEPRECATE_EOF;
             }
-            greeting_v10(
-                &self.scenario.server_version,
-                caps,
-                &scramble,
-                self.scenario.auth.greeting_plugin(),
-            )
+            greeting_v10(&self.scenario.server_version, caps, &scramble, self.scenario.auth.greeting_plugin())
         };
         if self.hostile(Hostile::SlowGreeting) {
             let mut framed = frame(0, &greeting);
@@ -652,10 +654,7 @@ impl Session {
         }
         let greeted = self.scenario.auth.greeting_plugin();
         if login.plugin.as_deref() != Some(greeted) {
-            self.shared.violation(format!(
-                "client answered with plugin {:?}, greeted with {greeted}",
-                login.plugin
-            ));
+            self.shared.violation(format!("client answered with plugin {:?}, greeted with {greeted}", login.plugin));
         }
         self.deprecate_eof = self.scenario.deprecate_eof && login.caps & CLIENT_DEPRECATE_EOF != 0;
         self.user = login.user.clone();
@@ -799,8 +798,8 @@ impl Session {
                 }
                 Some(0x03) => {
                     let sql = String::from_utf8_lossy(&p[1..]).into_owned();
-                    self.shared.queries.lock().unwrap().push(sql);
-                    self.query()?;
+                    self.shared.queries.lock().unwrap().push(sql.clone());
+                    self.query(&sql)?;
                 }
                 Some(0x0e) => self.ok()?,
                 other => {
@@ -811,7 +810,7 @@ impl Session {
         }
     }
 
-    fn query(&mut self) -> io::Result<()> {
+    fn query(&mut self, sql: &str) -> io::Result<()> {
         match self.scenario.hostile {
             Some(Hostile::QuerySilent) => return self.drain(),
             Some(Hostile::TruncatedResultSet) => {
@@ -826,7 +825,9 @@ impl Session {
             Some(Hostile::Stream200MB) => return self.stream(200_000_000),
             _ => {}
         }
-        match self.scenario.reply.clone() {
+        let sql = sql.to_ascii_lowercase();
+        let rule = self.scenario.rules.iter().find(|(text, _)| sql.contains(&text.to_ascii_lowercase()));
+        match rule.map_or(&self.scenario.reply, |(_, reply)| reply).clone() {
             Reply::Error { code, state, message } => self.error(code, &state, &message),
             Reply::Rows { columns, rows } => {
                 self.metadata(&columns)?;

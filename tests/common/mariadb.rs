@@ -87,9 +87,7 @@ impl MariaDb {
             .args(["--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
             .stdin(Stdio::null())
             .output()
-            .expect(
-                "run mariadb-install-db (is mariadb-server installed? scripts/test.sh installs it)",
-            );
+            .expect("run mariadb-install-db (is mariadb-server installed? scripts/test.sh installs it)");
         assert!(
             out.status.success(),
             "mariadb-install-db failed: {}\n{}\n{}",
@@ -97,13 +95,7 @@ impl MariaDb {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let mut db = MariaDb {
-            port: 0,
-            socket: dir.join("mariadbd.sock"),
-            dir,
-            child: None,
-            reaper: Some(reaper),
-        };
+        let mut db = MariaDb { port: 0, socket: dir.join("mariadbd.sock"), dir, child: None, reaper: Some(reaper) };
         // The port is only free "a moment ago"; another test may grab it before mariadbd binds,
         // in which case mariadbd exits and we pick another.
         for attempt in 1..=PORT_ATTEMPTS {
@@ -132,9 +124,7 @@ impl MariaDb {
         loop {
             match child.try_wait() {
                 Ok(Some(_)) => return,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();

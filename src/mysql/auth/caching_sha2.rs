@@ -66,6 +66,5 @@ pub fn encrypt_password(pem: &[u8], password: &[u8], nonce: &[u8]) -> Result<Vec
     let key = rsa::PublicKey::from_public_key_pem(pem)
         .or_else(|_| rsa::PublicKey::from_pkcs1_pem(pem))
         .map_err(|_| ProtocolError::BadPublicKey)?;
-    key.oaep_encrypt::<sha1::Sha1>(&xor_password(password, nonce))
-        .map_err(|_| ProtocolError::BadPublicKey)
+    key.oaep_encrypt::<sha1::Sha1>(&xor_password(password, nonce)).map_err(|_| ProtocolError::BadPublicKey)
 }

@@ -80,9 +80,7 @@ impl Auth {
             Plugin::CachingSha2 => (State::Started, caching_sha2::scramble(password, nonce)),
             Plugin::Ed25519 => (State::Sent, ed25519::sign(password, nonce)),
             Plugin::Sha256 if password.is_empty() => (State::Sent, vec![0]),
-            Plugin::Sha256 if transport == Transport::Unix => {
-                (State::Sent, caching_sha2::clear_password(password))
-            }
+            Plugin::Sha256 if transport == Transport::Unix => (State::Sent, caching_sha2::clear_password(password)),
             Plugin::Sha256 => (State::AwaitingKey, vec![caching_sha2::SHA256_REQUEST_PUBLIC_KEY]),
         };
         (Auth { plugin, nonce: nonce.to_vec(), state }, first)
@@ -90,8 +88,14 @@ impl Auth {
 
     /// Handles the data of an AuthMoreData packet (after its `0x01`). `Ok(None)`: nothing to
     /// send, keep reading.
-    pub fn more_data(&mut self, data: &[u8], password: &[u8], transport: Transport) -> Result<Option<Vec<u8>>, ProtocolError> {
-        let unexpected = ProtocolError::Unexpected { phase: "auth more data", header: data.first().copied().unwrap_or(0) };
+    pub fn more_data(
+        &mut self,
+        data: &[u8],
+        password: &[u8],
+        transport: Transport,
+    ) -> Result<Option<Vec<u8>>, ProtocolError> {
+        let unexpected =
+            ProtocolError::Unexpected { phase: "auth more data", header: data.first().copied().unwrap_or(0) };
         match (self.plugin, self.state) {
             (Plugin::CachingSha2, State::Started) => match data {
                 [caching_sha2::FAST_AUTH_OK] => {
