@@ -339,7 +339,9 @@ impl Checker {
         let started = Instant::now();
         // A clone, so that SIGHUP during the check cannot pull the password from under it.
         let password = self.password.borrow().clone();
-        let result = Rc::new(gather(&self.cfg, &password, kind).await);
+        // Boxed: the round trip's buffers exist only while it runs, not in every connection's
+        // future.
+        let result = Rc::new(Box::pin(gather(&self.cfg, &password, kind)).await);
         let finished = Instant::now();
         let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         self.metrics.round_trip(finished - started, unix_now);

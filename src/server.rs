@@ -1,7 +1,8 @@
 //! The network side: accept loops, one boring task per connection, limits, lingering close.
 //! HTTP checks and HAProxy agent checks share one [`Checker`].
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::fd::AsFd;
@@ -12,6 +13,7 @@ use async_io::Timer;
 use async_net::{TcpListener, TcpStream};
 use async_signal::{Signal, Signals};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt};
+use smol::channel::{Receiver, Sender};
 use smol::LocalExecutor;
 
 use crate::check::{Checker, Verdict};
@@ -19,8 +21,8 @@ use crate::config::{read_password_file, Config};
 use crate::http::{self, Status};
 use crate::profile::{PathError, Profile, PATHS};
 
-/// Connections served at once; more are closed at accept. A check is one socket to the
-/// database at most, so this also bounds what a flood can do to the server behind us.
+/// Connections served at once. Past it, the oldest connection still waiting for its request is
+/// closed to make room, and only when all are busy with checks is a new one refused.
 pub const MAX_CONNECTIONS: usize = 512;
 /// A client that sends nothing for this long is a silent client (telnet, a TCP check) and gets
 /// the default check, as the xinetd script answered without reading.
@@ -45,13 +47,41 @@ const METRICS: &str = "text/plain; version=0.0.4";
 pub struct Server {
     pub config: Config,
     pub checker: Checker,
+    /// Connections open now.
     active: Cell<usize>,
+    /// Connections still waiting for their request, oldest first: the ones evicted when the
+    /// limit is reached, so idle sockets cannot starve real checks. Dropping the sender wakes the
+    /// connection, which then closes.
+    waiting: RefCell<BTreeMap<u64, Sender<()>>>,
+    next_id: Cell<u64>,
 }
 
 impl Server {
     pub fn new(config: Config) -> Rc<Server> {
         let checker = Checker::new(config.check.clone(), config.password.clone());
-        Rc::new(Server { config, checker, active: Cell::new(0) })
+        Rc::new(Server {
+            config,
+            checker,
+            active: Cell::new(0),
+            waiting: RefCell::new(BTreeMap::new()),
+            next_id: Cell::new(0),
+        })
+    }
+
+    /// Admits a new connection. At the limit, the oldest connection still waiting for its
+    /// request is evicted to make room; if every connection is busy with a check, the new one is
+    /// refused.
+    fn admit(self: &Rc<Server>) -> Option<Admission> {
+        if self.active.get() >= MAX_CONNECTIONS {
+            let (_, oldest) = self.waiting.borrow_mut().pop_first()?;
+            drop(oldest);
+        }
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let (tx, rx) = smol::channel::bounded(1);
+        self.waiting.borrow_mut().insert(id, tx);
+        self.active.set(self.active.get() + 1);
+        Some(Admission { server: self.clone(), id, evicted: rx })
     }
 
     /// Whether `--allow` lets `ip` in; without `--allow` everyone is.
@@ -72,6 +102,33 @@ impl Server {
             }
             Err(e) => log::warn!("SIGHUP: keeping the old password: {e}"),
         }
+    }
+}
+
+/// One admitted connection's place; dropping it frees the place.
+struct Admission {
+    server: Rc<Server>,
+    id: u64,
+    /// Closed when the server evicts this connection.
+    evicted: Receiver<()>,
+}
+
+impl Admission {
+    /// The request has arrived (or the wait is over): no longer a candidate for eviction.
+    fn settled(&self) {
+        self.server.waiting.borrow_mut().remove(&self.id);
+    }
+
+    /// Resolves when the server evicts this connection.
+    async fn evicted(&self) {
+        let _ = self.evicted.recv().await;
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.settled();
+        self.server.active.set(self.server.active.get() - 1);
     }
 }
 
@@ -161,42 +218,60 @@ fn log_start(server: &Server, listeners: &[(TcpListener, Protocol)], inherited: 
 }
 
 async fn accept_loop(ex: Rc<LocalExecutor<'static>>, listener: TcpListener, proto: Protocol, server: Rc<Server>) {
+    let mut failing = false;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) => {
-                log::warn!("accept failed: {e}; pausing {} ms", ACCEPT_BACKOFF.as_millis());
+                // Out of file descriptors, typically: say so once per episode, then back off.
+                if !failing {
+                    log::warn!("accept failed: {e}; retrying every {} ms", ACCEPT_BACKOFF.as_millis());
+                }
+                failing = true;
                 Timer::after(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
+        if failing {
+            log::info!("accepting connections again");
+            failing = false;
+        }
         if !server.allowed(peer.ip()) {
             log::debug!("{peer}: refused by --allow");
             continue;
         }
-        if server.active.get() >= MAX_CONNECTIONS {
-            log::debug!("{peer}: refused, {MAX_CONNECTIONS} connections already open");
+        let Some(admission) = server.admit() else {
+            log::debug!("{peer}: refused, {MAX_CONNECTIONS} connections busy with checks");
             continue;
-        }
-        server.active.set(server.active.get() + 1);
+        };
         let server = server.clone();
         ex.spawn(async move {
             let peer = peer.to_string();
             match proto {
-                Protocol::Http => serve_http(stream, &peer, &server).await,
-                Protocol::Agent => serve_agent(stream, &peer, &server).await,
+                Protocol::Http => serve_http(stream, &peer, &server, Some(&admission)).await,
+                Protocol::Agent => serve_agent(stream, &peer, &server, &admission).await,
             }
-            server.active.set(server.active.get() - 1);
         })
         .detach();
     }
 }
 
 /// Serves one HTTP connection: read the head, check, answer, close gently.
-async fn serve_http(mut stream: TcpStream, peer: &str, server: &Server) {
+async fn serve_http(mut stream: TcpStream, peer: &str, server: &Server, admission: Option<&Admission>) {
     let defaults = server.config.check.defaults;
     let mut content_type = TEXT;
-    let (status, body, head_only) = match read_head(&mut stream).await {
+    let head = match admission {
+        Some(a) => read_head(&mut stream).or(async {
+            a.evicted().await;
+            Head::Evicted
+        })
+        .await,
+        None => read_head(&mut stream).await,
+    };
+    if let Some(a) = admission {
+        a.settled();
+    }
+    let (status, body, head_only) = match head {
         Head::Request(req) if req.path == "/metrics" => {
             content_type = METRICS;
             (Status::Ok, server.checker.metrics.render(), req.is_head())
@@ -224,6 +299,10 @@ async fn serve_http(mut stream: TcpStream, peer: &str, server: &Server) {
         }
         Head::TimedOut => (Status::RequestTimeout, "Request timeout.\r\n".to_string(), false),
         Head::Gone => return,
+        Head::Evicted => {
+            log::debug!("{peer}: evicted while waiting for its request");
+            return;
+        }
     };
     server.checker.metrics.http(status.code());
     respond(stream, peer, &http::render(status, content_type, &body, head_only)).await;
@@ -256,7 +335,7 @@ pub async fn serve_inetd(server: &Server) -> io::Result<()> {
         }
     }
     let label = peer.map_or_else(|| "inetd client".to_string(), |p| p.to_string());
-    serve_http(TcpStream::try_from(std_stream)?, &label, server).await;
+    serve_http(TcpStream::try_from(std_stream)?, &label, server, None).await;
     Ok(())
 }
 
@@ -272,7 +351,7 @@ async fn check_response(server: &Server, profile: Profile) -> (Status, String) {
 }
 
 /// Serves one agent-check connection: read the optional `agent-send` line, answer one line.
-async fn serve_agent(mut stream: TcpStream, peer: &str, server: &Server) {
+async fn serve_agent(mut stream: TcpStream, peer: &str, server: &Server, admission: &Admission) {
     let line = async {
         let mut buf = Vec::with_capacity(64);
         let mut chunk = [0u8; 64];
@@ -286,9 +365,17 @@ async fn serve_agent(mut stream: TcpStream, peer: &str, server: &Server) {
     };
     let silent = async {
         Timer::after(AGENT_WAIT).await;
-        Vec::new()
+        Some(Vec::new())
     };
-    let line = line.or(silent).await;
+    let evicted = async {
+        admission.evicted().await;
+        None
+    };
+    let Some(line) = async { Some(line.await) }.or(silent).or(evicted).await else {
+        log::debug!("{peer}: evicted while waiting for its agent line");
+        return;
+    };
+    admission.settled();
     let reply = agent_reply(server, &line).await;
     log::trace!("{peer}: agent {:?} -> {}", String::from_utf8_lossy(&line).trim(), reply.trim_end());
     respond(stream, peer, reply.as_bytes()).await;
@@ -357,6 +444,8 @@ enum Head {
     TimedOut,
     /// The client closed or reset before sending a complete head.
     Gone,
+    /// The server needed the place for a newer connection.
+    Evicted,
 }
 
 async fn read_head(stream: &mut TcpStream) -> Head {
