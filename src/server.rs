@@ -261,11 +261,14 @@ async fn serve_http(mut stream: TcpStream, peer: &str, server: &Server, admissio
     let defaults = server.config.check.defaults;
     let mut content_type = TEXT;
     let head = match admission {
-        Some(a) => read_head(&mut stream).or(async {
-            a.evicted().await;
-            Head::Evicted
-        })
-        .await,
+        Some(a) => {
+            read_head(&mut stream)
+                .or(async {
+                    a.evicted().await;
+                    Head::Evicted
+                })
+                .await
+        }
         None => read_head(&mut stream).await,
     };
     if let Some(a) = admission {

@@ -425,6 +425,24 @@ mod tests {
     }
 
     #[test]
+    fn sha256_password_over_tcp_asks_for_the_key_and_sends_256_encrypted_bytes() {
+        let pem = include_bytes!("../../tests/data/fake_rsa_public.pem");
+        let server = [
+            frame(0, &greeting(ALL_CAPS, "sha256_password")),
+            frame(2, &[[0x01].as_slice(), pem].concat()),
+            frame(4, &[0, 0, 0, 2, 0, 0, 0]),
+            frame(1, &[0, 0, 0, 2, 0, 0, 0]),
+        ];
+        let (w, r) = run(session("pw", Transport::Tcp), &server);
+        assert!(r.is_ok(), "{r:?}");
+        assert!(w[0].ends_with(b"\x01\x01sha256_password\0"), "asks for the key in the response");
+        assert_eq!(w[1].len(), 4 + 256);
+        assert_eq!(w[1][3], 3, "sequence id");
+        let (w, _) = run(session("", Transport::Tcp), &server[..1]);
+        assert!(w[0].ends_with(b"\x01\x00sha256_password\0"), "empty password: one NUL byte");
+    }
+
+    #[test]
     fn no_quit_before_login() {
         let mut s = session("pw", Transport::Tcp);
         s.quit();
