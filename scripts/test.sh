@@ -54,6 +54,8 @@ need mariadbd mariadb-server        # a throwaway real server per test (tests/co
 need mariadb-install-db mariadb-server
 need mariadb mariadb-client         # tests run setup SQL and read status with the CLI
 # --- more packages go here (e.g. `need haproxy haproxy`, `need xinetd xinetd`) ---------------
+need haproxy haproxy                # a real HAProxy runs the checks in tests/haproxy.rs
+need xinetd xinetd                  # tests/deploy.rs runs a real xinetd with --inetd
 
 if [[ ${#missing[@]} -gt 0 ]]; then
     # Deduplicate: two commands can come from the same package.

@@ -30,7 +30,8 @@ CREATE USER IF NOT EXISTS 'eduser'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('ed
 CREATE USER IF NOT EXISTS 'eduser'@'localhost' IDENTIFIED VIA ed25519 USING PASSWORD('edpass');
 CREATE USER IF NOT EXISTS 'nopass'@'%';
 CREATE USER IF NOT EXISTS 'nopass'@'localhost';
-GRANT REPLICATION CLIENT, PROCESS ON *.* TO 'haproxy'@'%', 'haproxy'@'localhost';
+-- REPLICA MONITOR: SHOW REPLICA STATUS on MariaDB 10.5.9 and later (REPLICATION CLIENT no longer covers it).
+GRANT REPLICATION CLIENT, REPLICA MONITOR, PROCESS ON *.* TO 'haproxy'@'%', 'haproxy'@'localhost';
 GRANT SELECT ON chk.* TO 'haproxy'@'%', 'haproxy'@'localhost';
 ";
 
