@@ -53,9 +53,12 @@ need kill procps                    # tests send SIGTERM/SIGSTOP/SIGCONT to mari
 need mariadbd mariadb-server        # a throwaway real server per test (tests/common/mariadb.rs)
 need mariadb-install-db mariadb-server
 need mariadb mariadb-client         # tests run setup SQL and read status with the CLI
-# --- more packages go here (e.g. `need haproxy haproxy`, `need xinetd xinetd`) ---------------
+# --- peers the integration tests run for real -------------------------------------------------
 need haproxy haproxy                # a real HAProxy runs the checks in tests/haproxy.rs
 need xinetd xinetd                  # tests/deploy.rs runs a real xinetd with --inetd
+need systemd-socket-activate systemd  # socket activation and Accept=yes in tests/deploy.rs
+need systemd-analyze systemd        # tests/deploy.rs verifies the unit files
+need curl curl                      # scripts/quickstart.sh
 
 if [[ ${#missing[@]} -gt 0 ]]; then
     # Deduplicate: two commands can come from the same package.

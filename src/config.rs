@@ -191,11 +191,21 @@ pub struct CheckConfig {
     pub defaults: Defaults,
 }
 
-/// An allowed network: an address and a prefix length. IPv4-mapped IPv6 peers match IPv4 nets.
+/// An allowed network. Both families live in the IPv6 space (IPv4 as `::ffff:a.b.c.d`), so an
+/// IPv4 net matches IPv4-mapped IPv6 peers and `::ffff:10.0.0.0/104` means `10.0.0.0/8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
+    net: u128,
+    /// Prefix length in the IPv6 space (an IPv4 prefix plus 96).
+    prefix: u32,
+}
+
+/// The address as 128 bits, IPv4 mapped into IPv6.
+fn v6_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
 }
 
 impl Cidr {
@@ -203,31 +213,20 @@ impl Cidr {
     pub fn parse(s: &str) -> Result<Cidr, ConfigError> {
         let bad = || ConfigError::Allow(s.to_string());
         let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a.parse::<IpAddr>().map_err(|_| bad())?, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            Some((a, p)) => (a.parse::<IpAddr>().map_err(|_| bad())?, Some(p.parse::<u32>().map_err(|_| bad())?)),
             None => (s.parse::<IpAddr>().map_err(|_| bad())?, None),
         };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let (max, offset) = if addr.is_ipv4() { (32, 96) } else { (128, 0) };
         let prefix = prefix.unwrap_or(max);
         if prefix > max {
             return Err(bad());
         }
-        Ok(Cidr { addr: addr.to_canonical(), prefix })
+        Ok(Cidr { net: v6_bits(addr), prefix: prefix + offset })
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let bits = |ip: IpAddr| -> u128 {
-            match ip {
-                IpAddr::V4(v4) => u128::from(u32::from(v4)) << 96,
-                IpAddr::V6(v6) => u128::from(v6),
-            }
-        };
-        let ip = ip.to_canonical();
-        if ip.is_ipv4() != self.addr.is_ipv4() {
-            return false;
-        }
-        // IPv4 sits in the top 32 bits, so one mask from the top serves both families.
-        let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-        bits(ip) & mask == bits(self.addr) & mask
+        let mask = u128::MAX.checked_shl(128 - self.prefix).unwrap_or(0);
+        v6_bits(ip) & mask == self.net & mask
     }
 }
 
@@ -419,6 +418,9 @@ mod tests {
         assert!(!v6.contains("2001:db9::5".parse().unwrap()));
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("192.0.2.1".parse().unwrap()));
         assert!(Cidr::parse("::/0").unwrap().contains("::1".parse().unwrap()));
+        let mapped = Cidr::parse("::ffff:127.0.0.0/104").unwrap();
+        assert!(mapped.contains("127.0.0.1".parse().unwrap()) && mapped.contains("::ffff:127.9.9.9".parse().unwrap()));
+        assert!(!mapped.contains("128.0.0.1".parse().unwrap()));
         let host = Cidr::parse("127.0.0.1").unwrap();
         assert!(host.contains("127.0.0.1".parse().unwrap()) && !host.contains("127.0.0.2".parse().unwrap()));
         for bad in ["10.0.0.0/33", "::/129", "nope", "10.0.0.0/", "/8"] {
