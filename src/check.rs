@@ -171,7 +171,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                 fell_back = false;
             }
             Action::Ready => session.quit(),
-            Action::Reply(reply) => match (next - 1, reply) {
+            Action::Reply(reply) => match (next.saturating_sub(1), reply) {
                 (0, Ok(rs)) => value = Some(first_value(&rs)),
                 (_, Ok(rs)) => results.push(rs),
                 (done, Err(e)) => match plan.get(done.wrapping_sub(1)).and_then(|s| s.fallback) {
