@@ -137,8 +137,10 @@ impl Target {
                 None => (s, 3306),
             }
         };
+        // A colon belongs only to an IPv6 literal, which was bracketed or bare (handled above).
+        let bracketed = s.starts_with('[');
         let host_ok = !host.is_empty()
-            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_' || b == b':');
+            && (bracketed || host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_'));
         if !host_ok || port == 0 {
             return Err(bad());
         }
@@ -393,7 +395,7 @@ mod tests {
         assert_eq!(Target::parse("db4.example.com:13306").unwrap(), tcp("db4.example.com", 13306));
         assert_eq!(Target::parse("db4").unwrap(), tcp("db4", 3306));
         assert_eq!(Target::parse("/run/mysqld/mysqld.sock").unwrap(), Target::Unix("/run/mysqld/mysqld.sock".into()));
-        for bad in ["", ":3306", "db4:", "db4:99999", "db4:0", "[::1", "[nope]:1", "a b:1", "rel/path.sock"] {
+        for bad in ["", ":3306", "db4:", "db4:99999", "db4:0", "[::1", "[nope]:1", "a b:1", "rel/path.sock", "a:b:80"] {
             assert!(Target::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(tcp("::1", 3306).to_string(), "[::1]:3306");

@@ -183,7 +183,7 @@ fn strs(v: &[String]) -> Vec<&str> {
 /// (if any) and stderr written to `stderr`.
 fn spawn_daemon(args: &[String], env_pw: Option<&str>, stderr: &Path) -> (Proc, SocketAddr) {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut cmd = Command::new(bin());
+    let mut cmd = common::mysqlchk();
     cmd.arg("--listen").arg(addr.to_string()).args(args).env_remove("MYSQLCHK_PASSWORD");
     if let Some(pw) = env_pw {
         cmd.env("MYSQLCHK_PASSWORD", pw);
@@ -520,7 +520,7 @@ fn password_file_readable_by_others_is_refused() {
         write_mode(&file, "hapass\n", mode);
         let port = free_port().to_string();
         let mut child = Proc(
-            Command::new(bin())
+            common::mysqlchk()
                 .args(["--listen", &format!("127.0.0.1:{port}"), "--password-file", file.to_str().unwrap()])
                 .args(["--mysql", "127.0.0.1:1", "--force-fail-file", dir.join("proxyoff").to_str().unwrap()])
                 .env_remove("MYSQLCHK_PASSWORD")

@@ -4,7 +4,8 @@
 //!
 //! Memory is measured as the daemon's anonymous resident memory (`RssAnon`: heap and stacks),
 //! sampled while it works: the debug binary's file-backed pages say nothing about the release
-//! build. `scripts/bench.sh` reports the static release build's whole RSS.
+//! build. `scripts/bench.sh` reports the static release build's whole RSS. Under an emulator
+//! (`cross/test-target.sh`) the process is qemu's, so memory is not asserted there.
 
 mod common;
 
@@ -117,7 +118,9 @@ fn every_hostile_server_gets_503_in_time_with_small_memory_and_the_daemon_keeps_
     fake.set_scenario(Scenario::new(Auth::Native, "pw"));
     assert_eq!(d.get("/").status, 200, "the daemon recovers when the server heals");
     let peak = probe.peak_kib();
-    assert!(peak < 2048, "peak anonymous RSS {peak} KiB is over 2 MiB");
+    if !common::emulated() {
+        assert!(peak < 2048, "peak anonymous RSS {peak} KiB is over 2 MiB");
+    }
 }
 
 #[test]
@@ -137,7 +140,9 @@ fn slowloris_does_not_starve_a_fresh_check_and_memory_stays_small() {
     assert_eq!(r.status, 200, "{r:?}");
     assert!(took < Duration::from_secs(1), "a fresh check took {took:?} behind 1000 idle sockets");
     let peak = probe.peak_kib();
-    assert!(peak < 6 * 1024, "peak anonymous RSS {peak} KiB is over 6 MiB");
+    if !common::emulated() {
+        assert!(peak < 6 * 1024, "peak anonymous RSS {peak} KiB is over 6 MiB");
+    }
     drop(idle);
 }
 

@@ -20,6 +20,26 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mysqlchk")
 }
 
+/// A command that runs the binary under test: directly, or through the emulator named by
+/// `MYSQLCHK_TEST_RUNNER` (e.g. `qemu-arm-static`) when it is built for another architecture
+/// (`cross/test-target.sh`) and binfmt_misc cannot run it directly.
+pub fn mysqlchk() -> Command {
+    match std::env::var_os("MYSQLCHK_TEST_RUNNER").filter(|r| !r.is_empty()) {
+        Some(runner) => {
+            let mut cmd = Command::new(runner);
+            cmd.arg(bin());
+            cmd
+        }
+        None => Command::new(bin()),
+    }
+}
+
+/// Whether the binary runs under an emulator: its /proc numbers (memory, descriptors, CPU) are
+/// then the emulator's, not ours.
+pub fn emulated() -> bool {
+    std::env::var_os("MYSQLCHK_TEST_RUNNER").is_some_and(|r| !r.is_empty())
+}
+
 /// A running `mysqlchk` daemon, killed on drop.
 pub struct Daemon {
     pub child: Child,
@@ -32,7 +52,7 @@ impl Daemon {
     pub fn start(args: &[&str], password: Option<&str>) -> Daemon {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut cmd = Command::new(bin());
+        let mut cmd = mysqlchk();
         cmd.arg("--listen").arg(addr.to_string()).args(args);
         cmd.env_remove("MYSQLCHK_PASSWORD");
         if let Some(pw) = password {
@@ -115,7 +135,7 @@ pub fn parse_response(raw: Vec<u8>) -> Response {
 /// Runs `mysqlchk --once` with `args` and the password in the environment; returns the exit code
 /// and stdout.
 pub fn once(args: &[&str], password: Option<&str>) -> (i32, String) {
-    let mut cmd = Command::new(bin());
+    let mut cmd = mysqlchk();
     cmd.arg("--once").args(args).env_remove("MYSQLCHK_PASSWORD");
     if let Some(pw) = password {
         cmd.env("MYSQLCHK_PASSWORD", pw);

@@ -1,0 +1,434 @@
+#!/usr/bin/env bash
+# Benchmarks mysqlchk against what it replaces and against its bounds, in one run on one
+# machine, all against ONE throwaway MariaDB on loopback (mariadb-install-db + mariadbd in a temp
+# dir, user haproxy/hapass, removed on exit):
+#
+#   floor     MariaDB Connector/C in a C loop: connect, log in, `select @@hostname`, close. No
+#             HTTP, no process: what one check cannot beat (scripts/bench/floor.c).
+#   seed      the seed's connectorchk.sh under a real xinetd configured as the seed does
+#             (scripts/bench/connectorchk.*): once with xinetd's default `cps = 50 10`, counting
+#             refused checks, once with cps lifted to measure its latency.
+#   mysqlchk  the release build: the static x86_64 musl one (cross/) when cross/ has it, else
+#             `cargo build --release`; with default flags, and again with `--cache-ms 1000`.
+#   ceiling   examples/ceiling.rs: the same smol server answering 200 without any check.
+#
+# Figures, where they make sense: median and p99 latency of a check (a fresh connection,
+# `GET / HTTP/1.0`, read to EOF: scripts/bench/tool.c; the floor times its own loop), run in four
+# interleaved blocks so that the shared machine's slow spells hit every contender alike; CPU per
+# check of the server process(es) over those runs (all threads, from schedstat; the seed adds
+# xinetd's reaped children, cutime+cstime) and of mariadbd; RSS idle (VmRSS after warm-up)
+# and peak (VmHWM; for the seed the largest sampled sum over xinetd and its children); checks/s
+# with `wrk -t1 -c50 -d5s` (non-2xx answers not counted); database logins/s during that wrk run
+# (MariaDB's `Connections` delta); binary sizes. Then the ratios and the targets, PASS or MISS.
+#
+# Usage: scripts/bench.sh [--json FILE]      FILE `-` writes the JSON to stdout instead of the
+#                                            table (the table then goes to stderr)
+# Environment: BENCH_N (2000 latency checks per contender), BENCH_SEED_N (300: the seed forks
+# two processes per check), BENCH_WRK_SECONDS (5), BENCH_BUILD=glibc (measure the plain
+# `cargo build --release` even where cross/ can build the musl one). Missing Debian packages are
+# installed. A run takes under a minute once the binaries are built (the first musl build takes
+# a few more: it rebuilds std, in target/bench).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH:/usr/sbin:/sbin"
+
+json=""
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --json) json=${2:--}; shift $(($# > 1 ? 2 : 1)) ;;
+        -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+n=${BENCH_N:-2000}
+seed_n=${BENCH_SEED_N:-300}
+wrk_s=${BENCH_WRK_SECONDS:-5}
+# With --json -, stdout carries the JSON alone.
+if [[ $json == - ]]; then exec 3>&1 1>&2; else exec 3>&1; fi
+t0=$SECONDS
+say() { echo "bench: [$((SECONDS - t0)) s] $*" >&2; }
+
+# --- what the run needs ---------------------------------------------------------------------
+need=()
+for p in gcc libc6-dev libmariadb-dev wrk xinetd mariadb-server mariadb-client bash; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+if [[ ${#need[@]} -gt 0 ]]; then
+    say "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { say "cargo not found: install Rust first"; exit 1; }
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- builds ---------------------------------------------------------------------------------
+say "building the C tools"
+gcc -O2 -Wall -pthread -o "$work/tool" scripts/bench/tool.c
+gcc -O2 -Wall $(mariadb_config --cflags) -o "$work/floor" scripts/bench/floor.c $(mariadb_config --libs)
+tool="$work/tool"
+
+# mysqlchk and the ceiling are built alike, so that their ratio compares servers, not libcs.
+musl=x86_64-unknown-linux-musl
+build=""
+if [[ -f cross/$musl.toml && ${BENCH_BUILD:-} != glibc ]]; then
+    say "building mysqlchk and the ceiling: static $musl (cross/)"
+    release_cfg=()
+    [[ -f cross/release.toml ]] && release_cfg=(--config cross/release.toml)
+    # cross/lib.sh: the pinned toolchain, its target and settings (as scripts/release.sh does).
+    # A target dir of our own: release.sh's extra flags would make each rebuild the other's.
+    bench_target="$PWD/target/bench"
+    if (export CARGO_TARGET_DIR="$bench_target" && source cross/lib.sh && cross_setup "$musl" &&
+        cross_cargo "$musl" build --quiet --release --bin mysqlchk --example ceiling "${release_cfg[@]}"); then
+        dir="$bench_target/$musl/release"
+        bin="$dir/mysqlchk" ceiling_bin="$dir/examples/ceiling"
+        build="static $musl (cross/$musl.toml${release_cfg:+ + cross/release.toml})"
+    else
+        say "the musl build failed: falling back to cargo build --release"
+    fi
+fi
+if [[ -z $build ]]; then
+    say "building mysqlchk and the ceiling: cargo build --release"
+    cargo build --quiet --release --bin mysqlchk --example ceiling
+    dir="${CARGO_TARGET_DIR:-$PWD/target}/release"
+    bin="$dir/mysqlchk" ceiling_bin="$dir/examples/ceiling"
+    build="cargo build --release (glibc, dynamic)"
+fi
+
+# --- the throwaway MariaDB ------------------------------------------------------------------
+dbport="$("$tool" port)"
+say "starting a throwaway MariaDB on 127.0.0.1:$dbport"
+mariadb-install-db --no-defaults --datadir="$work/data" --user="$(id -un)" \
+    --auth-root-authentication-method=normal --skip-test-db >/dev/null
+# The seed's MYSQL_OPTS select database `test`.
+cat >"$work/init.sql" <<'SQL'
+CREATE USER 'haproxy'@'%' IDENTIFIED BY 'hapass';
+CREATE USER 'haproxy'@'localhost' IDENTIFIED BY 'hapass';
+CREATE DATABASE test;
+GRANT SELECT ON test.* TO 'haproxy'@'%';
+GRANT SELECT ON test.* TO 'haproxy'@'localhost';
+SQL
+mariadbd --no-defaults --user="$(id -un)" --datadir="$work/data" --socket="$work/db.sock" \
+    --port="$dbport" --bind-address=127.0.0.1 --skip-name-resolve --skip-log-bin \
+    --pid-file="$work/db.pid" --log-error="$work/db.err" --init-file="$work/init.sql" &
+dbpid=$!
+pids+=($dbpid)
+for _ in $(seq 200); do [[ -S "$work/db.sock" ]] && break; sleep 0.1; done
+[[ -S "$work/db.sock" ]] || { cat "$work/db.err" >&2; exit 1; }
+sql() { mariadb --no-defaults -uroot -S "$work/db.sock" -N -B -e "$1"; }
+db_status() { sql "SHOW GLOBAL STATUS LIKE '$1'" | awk '{print $2}'; }
+
+# --- measuring helpers ----------------------------------------------------------------------
+declare -A R # R[contender.field] = value
+calc() { awk "BEGIN { printf \"%.${2:-3}f\", $1 }"; }
+kv() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; } # kv KEY "k=v k=v"
+proc_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+cpu_ns() { # PID: its own CPU plus its reaped children's, in ns
+    local c
+    c=$("$tool" cpu "$1")
+    echo $(($(kv self_ns "$c") + $(kv children_ns "$c")))
+}
+metric() { # PORT NAME: one value from mysqlchk's /metrics
+    local out
+    exec 4<>"/dev/tcp/127.0.0.1/$1"
+    printf 'GET /metrics HTTP/1.0\r\n\r\n' >&4
+    out=$(cat <&4)
+    exec 4<&-
+    awk -v m="$2" '$1 == m { print $2 }' <<<"$out"
+}
+wait_up() { # PORT: until one check answers 200
+    for _ in $(seq 100); do
+        [[ $(kv ok "$("$tool" http "$1" 1)") == 1 ]] && return 0
+        sleep 0.1
+    done
+    say "nothing answers 200 on port $1"
+    return 1
+}
+
+# Each contender's server: PID[name], PORT[name]. Totals over its latency blocks: R[name.checks],
+# .ok, .refused, .cpu_ns, .db_ns; its ok durations (µs) pile up in $work/NAME.lat.
+declare -A PID PORT
+add() { R[$1.$2]=$((${R[$1.$2]:-0} + $3)); }
+
+# block NAME COUNT: COUNT checks of one contender, one after another, with the CPU they cost
+# its server (its process tree) and mariadbd.
+block() {
+    local name=$1 count=$2 out c0 d0
+    d0=$(cpu_ns "$dbpid")
+    if [[ $name == floor ]]; then
+        out=$("$work/floor" 127.0.0.1 "$dbport" haproxy hapass "$count" "$work/$name.lat")
+        add "$name" cpu_ns $(($(kv cpu_us "$out") * 1000))
+        add "$name" wall_us "$(calc "$(kv wall_s "$out") * 1e6" 0)"
+        ((${R[floor.rss_peak_kb]:-0} > $(kv hwm_kb "$out"))) || R[floor.rss_peak_kb]=$(kv hwm_kb "$out")
+    else
+        c0=$(cpu_ns "${PID[$name]}")
+        out=$("$tool" http "${PORT[$name]}" "$count" "$work/$name.lat")
+        [[ $name != seed* ]] || sleep 0.3 # until xinetd has reaped its last children
+        c0=$(($(cpu_ns "${PID[$name]}") - c0))
+        add "$name" cpu_ns "$c0"
+        add "$name" refused "$(kv refused "$out")"
+        # The quietest block's CPU per check, to tell the machine's noise from the program's cost.
+        c0=$(calc "$c0 / 1e6 / ($(kv ok "$out") > 0 ? $(kv ok "$out") : 1)" 4)
+        if awk "BEGIN { exit !(${R[$name.cpu_best_ms]:-1e9} > $c0) }"; then R[$name.cpu_best_ms]=$c0; fi
+    fi
+    add "$name" db_ns $(($(cpu_ns "$dbpid") - d0))
+    add "$name" checks "$count"
+    add "$name" ok "$(kv ok "$out")"
+}
+
+# summarize NAME: median and p99 (nearest rank) of its pooled durations, CPU per check.
+summarize() {
+    local name=$1 ok=${R[$1.ok]:-0}
+    R[$name.failed]=$((R[$name.checks] - ok))
+    if ((ok > 0)); then
+        R[$name.median_ms]=$(calc "$(sort -g "$work/$name.lat" | sed -n "$(((ok - 1) / 2 + 1))p") / 1000")
+        R[$name.p99_ms]=$(calc "$(sort -g "$work/$name.lat" | sed -n "$(((99 * (ok - 1) + 50) / 100 + 1))p") / 1000")
+    fi
+    R[$name.cpu_ms]=$(calc "${R[$name.cpu_ns]} / 1e6 / ($ok > 0 ? $ok : 1)" 4)
+    R[$name.db_cpu_ms]=$(calc "${R[$name.db_ns]} / 1e6 / ($ok > 0 ? $ok : 1)" 4)
+}
+
+# load NAME: 50 concurrent clients for wrk_s seconds (wrk; `tool load` for the seed, whose
+# header-less answer and unread request wrk reads as errors), with database logins per second.
+load() {
+    local name=$1 port=${PORT[$1]} out c0 c1 total non2xx secs errors good
+    c0=$(db_status Connections)
+    if [[ $name == seed* ]]; then
+        out=$("$tool" load "$port" 50 "$wrk_s")
+        secs=$(kv secs "$out") non2xx=0
+        errors=$(($(kv fail "$out") + $(kv refused "$out") + $(kv reset "$out")))
+        good=$(kv ok "$out") total=$(($(kv ok "$out") + errors))
+    else
+        out=$(wrk -t1 -c50 -d"${wrk_s}s" "http://127.0.0.1:$port/")
+        total=$(awk '/requests in/ { print $1 }' <<<"$out")
+        secs=$(awk '/requests in/ { sub(/s,$/, "", $4); print $4 }' <<<"$out")
+        non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
+        errors=$(awk '/Socket errors/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' <<<"$out")
+        good=$((total - ${non2xx:-0}))
+    fi
+    c1=$(db_status Connections)
+    R[$name.wrk_requests]=$total R[$name.wrk_non2xx]=${non2xx:-0} R[$name.wrk_errors]=${errors:-0}
+    R[$name.wrk_rate]=$(calc "$good / $secs" 0)
+    # The second status query's own connection is counted too.
+    R[$name.logins_s]=$(calc "($c1 - $c0 - 1) / $secs" 0)
+    R[$name.wrk_secs]=$secs
+}
+
+# start NAME PORT CMD...: starts an HTTP contender, warms it up, notes its idle RSS.
+start() {
+    local name=$1 port=$2
+    shift 2
+    "$@" &
+    PID[$name]=$! PORT[$name]=$port
+    pids+=($!)
+    wait_up "$port"
+    "$tool" http "$port" 20 >/dev/null
+    sleep 0.2
+    R[$name.rss_idle_kb]=$(proc_kb "${PID[$name]}" VmRSS)
+}
+
+# loaded NAME: its wrk run, its peak RSS, then stops it; mysqlchk's own metrics tell how many
+# logins were in flight during wrk.
+loaded() {
+    local name=$1 port=${PORT[$1]} l0 s0
+    if [[ $name == mysqlchk* ]]; then
+        l0=$(metric "$port" mysqlchk_db_logins_total) s0=$(metric "$port" mysqlchk_check_duration_seconds_sum)
+        sql "FLUSH STATUS"
+    fi
+    load "$name"
+    if [[ $name == mysqlchk* ]]; then
+        R[$name.db_logins]=$(($(metric "$port" mysqlchk_db_logins_total) - l0))
+        R[$name.in_flight]=$(calc "($(metric "$port" mysqlchk_check_duration_seconds_sum) - $s0) / ${R[$name.wrk_secs]}" 2)
+        # Since FLUSH STATUS, whose own connection was closed during wrk.
+        R[$name.db_peak_connections]=$(db_status Max_used_connections)
+    fi
+    R[$name.rss_peak_kb]=$(proc_kb "${PID[$name]}" VmHWM)
+    kill "${PID[$name]}"
+    wait "${PID[$name]}" 2>/dev/null || true
+}
+
+# --- floor, mysqlchk and the ceiling: latency in interleaved blocks, then wrk -----------------
+chk_flags() { echo --listen "127.0.0.1:$1" --mysql "127.0.0.1:$dbport" --user haproxy \
+    --force-fail-file /nonexistent/path --log-level warn; }
+export MYSQLCHK_PASSWORD=hapass
+say "starting mysqlchk, mysqlchk --cache-ms 1000 and the ceiling"
+port=$("$tool" port)
+start mysqlchk "$port" "$bin" $(chk_flags "$port")
+port=$("$tool" port)
+start mysqlchk_cache "$port" "$bin" $(chk_flags "$port") --cache-ms 1000
+port=$("$tool" port)
+start ceiling "$port" "$ceiling_bin" "127.0.0.1:$port"
+# A fresh MariaDB is slower for its first few hundred logins.
+"$work/floor" 127.0.0.1 "$dbport" haproxy hapass 300 >/dev/null
+# The machine is shared: interleaving spreads its slow spells over every contender alike.
+blocks=4
+http_rows=(floor mysqlchk mysqlchk_cache ceiling)
+say "latency: $n checks each of ${http_rows[*]}, in $blocks interleaved blocks"
+for _ in $(seq "$blocks"); do
+    for r in "${http_rows[@]}"; do block "$r" $((n / blocks)); done
+done
+for r in "${http_rows[@]}"; do summarize "$r"; done
+R[floor.logins_s]=$(calc "${R[floor.ok]} / (${R[floor.wall_us]} / 1e6)" 0)
+for r in mysqlchk mysqlchk_cache ceiling; do
+    say "$r: wrk for ${wrk_s}s"
+    loaded "$r"
+done
+
+# --- seed under xinetd ----------------------------------------------------------------------
+sed -e "s/^MYSQL_HOST=.*/MYSQL_HOST=127.0.0.1/" -e "s/^MYSQL_PORT=\"3306\"/MYSQL_PORT=\"$dbport\"/" \
+    -e 's/^MYSQL_PASSWORD="secret"/MYSQL_PASSWORD="hapass"/' scripts/bench/connectorchk.sh >"$work/connectorchk.sh"
+chmod 700 "$work/connectorchk.sh"
+
+# seed NAME CPS_LINE: xinetd with the seed's service; latency, then load with the tree's RSS
+# sampled (xinetd and every child).
+seed() {
+    local name=$1 cps=$2 port spid
+    port=$("$tool" port)
+    sed -e "/^#/!s|@PORT@|$port|; /^#/!s|@SERVER@|$work/connectorchk.sh|" \
+        -e "/^#/!s|@LOG@|$work/$name.log|; /^#/!s|@CPS@|$cps|" scripts/bench/connectorchk.xinetd >"$work/$name.conf"
+    start "$name" "$port" xinetd -f "$work/$name.conf" -pidfile "$work/$name.pid" -dontfork
+    sleep 1 # a fresh second for xinetd's cps count
+    "$tool" rss "${PID[$name]}" >"$work/$name.rss" &
+    spid=$!
+    pids+=($spid)
+    block "$name" "$seed_n"
+    summarize "$name"
+    load "$name"
+    kill "$spid"
+    wait "$spid" || true
+    R[$name.rss_peak_kb]=$(kv peak_kb "$(cat "$work/$name.rss")")
+    R[$name.pss_peak_kb]=$(kv peak_pss_kb "$(cat "$work/$name.rss")")
+    R[$name.max_procs]=$(kv procs "$(cat "$work/$name.rss")")
+    R[$name.xinetd_deactivations]=$(grep -c 'FAIL: connectorchk connections per second' "$work/$name.log" || true)
+    kill "${PID[$name]}"
+    wait "${PID[$name]}" 2>/dev/null || true
+}
+say "seed, xinetd default cps (50 10): $seed_n checks, then 50 concurrent clients for ${wrk_s}s"
+seed seed_cps50 ""
+say "seed, cps lifted: $seed_n checks, then 50 concurrent clients for ${wrk_s}s"
+seed seed "cps             = 100000 1"
+
+# --- sizes ----------------------------------------------------------------------------------
+kib() { stat -L -c %s "$@" | awk '{ s += $1 } END { printf "%.0f", s / 1024 }'; }
+libmariadb=$(ldd "$work/floor" | awk '/libmariadb/ { print $3 }')
+mysql_cli=$(readlink -f "$(command -v mysql)")
+R[floor.size_kb]=$(kib "$work/floor" "$libmariadb")
+R[seed.size_kb]=$(kib scripts/bench/connectorchk.sh "$mysql_cli" "$(command -v xinetd)" "$(command -v bash)")
+R[seed_cps50.size_kb]=${R[seed.size_kb]}
+R[mysqlchk.size_kb]=$(kib "$bin")
+R[mysqlchk_cache.size_kb]=${R[mysqlchk.size_kb]}
+R[ceiling.size_kb]=$(kib "$ceiling_bin")
+linkage() { if readelf -lW "$1" | grep -q INTERP; then echo dynamic; else echo static; fi; }
+
+# --- report ---------------------------------------------------------------------------------
+rows=(floor seed_cps50 seed mysqlchk mysqlchk_cache ceiling)
+declare -A label=([floor]="floor (Connector/C loop)" [seed_cps50]="seed, xinetd cps 50 10"
+    [seed]="seed, xinetd cps lifted" [mysqlchk]="mysqlchk" [mysqlchk_cache]="mysqlchk --cache-ms 1000"
+    [ceiling]="ceiling (no check)")
+v() { echo "${R[$1.$2]:--}"; }
+{
+    echo
+    echo "mysqlchk: $build"
+    echo "MariaDB $(sql 'SELECT VERSION()') on 127.0.0.1:$dbport; $(nproc) cores; $n latency checks per contender ($seed_n for the seed); wrk -t1 -c50 -d${wrk_s}s"
+    echo
+    printf '%-26s %8s %8s %9s %9s %8s %8s %9s %7s %8s %9s\n' contender "median" "p99" "CPU/chk" "DB CPU" \
+        "RSS idle" "RSS peak" "wrk" "wrk" "DB" "failed/"
+    printf '%-26s %8s %8s %9s %9s %8s %8s %9s %7s %8s %9s\n' "" ms ms ms "ms/chk" KiB KiB "checks/s" errors \
+        logins/s checks
+    for r in "${rows[@]}"; do
+        printf '%-26s %8s %8s %9s %9s %8s %8s %9s %7s %8s %9s\n' "${label[$r]}" "$(v "$r" median_ms)" \
+            "$(v "$r" p99_ms)" "$(v "$r" cpu_ms)" "$(v "$r" db_cpu_ms)" "$(v "$r" rss_idle_kb)" \
+            "$(v "$r" rss_peak_kb)" "$(v "$r" wrk_rate)" \
+            "$([[ -n ${R[$r.wrk_requests]:-} ]] && echo $((R[$r.wrk_non2xx] + R[$r.wrk_errors])) || echo -)" \
+            "$(v "$r" logins_s)" "$(v "$r" failed)/$(v "$r" checks)"
+    done
+    echo
+    echo "floor: DB logins/s is its sequential rate (one login per check); CPU/check is the client's own; timer slack 1 ns"
+    echo "       (Connector/C's connect sleeps usleep(1), which the default 50 us slack turns into ~50 us idle per check)."
+    echo "CPU/check in the quietest of the $blocks blocks: mysqlchk $(v mysqlchk cpu_best_ms) ms, --cache-ms 1000 $(v mysqlchk_cache cpu_best_ms) ms, ceiling $(v ceiling cpu_best_ms) ms;" \
+        "load average $(cut -d' ' -f1-3 /proc/loadavg)."
+    echo "seed: checks/s from 50 threads of scripts/bench/tool.c (wrk reads its answers as errors); RSS peak is the largest"
+    echo "      sampled sum over xinetd and its children, up to $(v seed max_procs) processes at once (Pss, shared pages shared out: $(v seed pss_peak_kb) KiB)."
+    echo "seed, cps 50 10: $(v seed_cps50 refused) of $(v seed_cps50 checks) sequential checks refused, xinetd deactivated the service $(v seed_cps50 xinetd_deactivations) time(s); under load $(v seed_cps50 wrk_rate) checks/s answered 200, and $(v seed_cps50 wrk_errors) checks failed or were refused."
+    for r in mysqlchk mysqlchk_cache; do
+        echo "${label[$r]} under wrk: ${R[$r.wrk_requests]} requests, ${R[$r.db_logins]} logins ($(calc "${R[$r.wrk_requests]} / (${R[$r.db_logins]} > 0 ? ${R[$r.db_logins]} : 1)" 1) checks per login), $(v "$r" in_flight) logins in flight on average, peak $(v "$r" db_peak_connections) database connection(s)."
+    done
+    echo
+    echo "sizes:"
+    echo "  floor     $(stat -c %s "$work/floor") bytes + $(basename "$libmariadb") $(stat -L -c %s "$libmariadb") bytes (dynamic)"
+    echo "  seed      connectorchk.sh $(stat -c %s scripts/bench/connectorchk.sh) + mysql (mariadb) $(stat -c %s "$mysql_cli") + xinetd $(stat -c %s "$(command -v xinetd)") + bash $(stat -L -c %s "$(command -v bash)") bytes, and their shared libraries"
+    echo "  mysqlchk  $(stat -c %s "$bin") bytes ($(linkage "$bin"))"
+    echo "  ceiling   $(stat -c %s "$ceiling_bin") bytes ($(linkage "$ceiling_bin"))"
+    if [[ -f cross/sizes.sh ]]; then
+        echo
+        echo "cross/sizes.sh:"
+        bash cross/sizes.sh 2>&1 | sed 's/^/  /' || echo "  (cross/sizes.sh failed)"
+    fi
+}
+
+ratio_floor=$(calc "${R[mysqlchk.median_ms]} / ${R[floor.median_ms]}" 2)
+ratio_seed=$(calc "${R[seed.median_ms]} / ${R[mysqlchk.median_ms]}" 1)
+ratio_ceiling=$(calc "${R[mysqlchk.wrk_rate]} / ${R[ceiling.wrk_rate]}" 2)
+ratio_ceiling_cache=$(calc "${R[mysqlchk_cache.wrk_rate]} / ${R[ceiling.wrk_rate]}" 2)
+verdict() { awk "BEGIN { exit !($1) }" && echo PASS || echo MISS; }
+targets=(
+    "median latency <= 1.3x floor|mysqlchk/floor = ${ratio_floor}x|$ratio_floor <= 1.3"
+    ">= 20x faster than the seed|seed/mysqlchk = ${ratio_seed}x|$ratio_seed >= 20"
+    "CPU per check <= 0.1 ms|${R[mysqlchk.cpu_ms]} ms|${R[mysqlchk.cpu_ms]} <= 0.1"
+    "RSS idle <= 1 MiB|${R[mysqlchk.rss_idle_kb]} KiB|${R[mysqlchk.rss_idle_kb]} <= 1024"
+    "RSS peak under wrk <= 4 MiB|${R[mysqlchk.rss_peak_kb]} KiB|${R[mysqlchk.rss_peak_kb]} <= 4096"
+    "wrk rate >= 0.5x ceiling (single-flight)|mysqlchk/ceiling = ${ratio_ceiling}x|$ratio_ceiling >= 0.5"
+    "wrk rate >= 0.5x ceiling (--cache-ms 1000)|mysqlchk/ceiling = ${ratio_ceiling_cache}x|$ratio_ceiling_cache >= 0.5"
+    "<= 1 login per in-flight window|${R[mysqlchk.in_flight]} logins in flight on average|${R[mysqlchk.in_flight]} <= 1"
+)
+{
+    echo
+    echo "ratios: mysqlchk/floor median latency ${ratio_floor}x; seed/mysqlchk median latency ${ratio_seed}x;" \
+        "mysqlchk/ceiling wrk rate ${ratio_ceiling}x (--cache-ms 1000: ${ratio_ceiling_cache}x)"
+    echo
+    echo "targets:"
+    for t in "${targets[@]}"; do
+        IFS='|' read -r what value test <<<"$t"
+        printf '  %-4s %-44s %s\n' "$(verdict "$test")" "$what" "$value"
+    done
+}
+
+# --- JSON -----------------------------------------------------------------------------------
+if [[ -n $json ]]; then
+    num() { [[ ${1:--} =~ ^-?[0-9.]+$ ]] && echo "$1" || echo null; }
+    {
+        printf '{\n  "mysqlchk_build": "%s",\n  "checks_per_contender": %s,\n  "seed_checks": %s,\n  "wrk_seconds": %s,\n' \
+            "$build" "$n" "$seed_n" "$wrk_s"
+        printf '  "contenders": {\n'
+        sep=""
+        for r in "${rows[@]}"; do
+            printf '%s    "%s": {' "$sep" "$r"
+            fsep=""
+            for k in $(printf '%s\n' "${!R[@]}" | sed -n "s/^$r\\.//p" | sort); do
+                printf '%s"%s": %s' "$fsep" "$k" "$(num "${R[$r.$k]}")"
+                fsep=", "
+            done
+            printf '}'
+            sep=$',\n'
+        done
+        printf '\n  },\n  "ratios": {"mysqlchk_over_floor_median": %s, "seed_over_mysqlchk_median": %s, "mysqlchk_over_ceiling_wrk": %s, "mysqlchk_cache_over_ceiling_wrk": %s},\n' \
+            "$ratio_floor" "$ratio_seed" "$ratio_ceiling" "$ratio_ceiling_cache"
+        printf '  "targets": [\n'
+        sep=""
+        for t in "${targets[@]}"; do
+            IFS='|' read -r what value test <<<"$t"
+            printf '%s    {"target": "%s", "value": "%s", "pass": %s}' "$sep" "$what" "$value" \
+                "$([[ $(verdict "$test") == PASS ]] && echo true || echo false)"
+            sep=$',\n'
+        done
+        printf '\n  ]\n}\n'
+    } >"$work/bench.json"
+    if [[ $json == - ]]; then cat "$work/bench.json" >&3; else cp "$work/bench.json" "$json"; fi
+fi

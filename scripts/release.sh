@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds the release with no Docker: for each target a static, stripped mysqlchk packed as
+# dist/mysqlchk-<version>-<target>.tar.gz (binary, LICENSE, README.md), and dist/SHA256SUMS.
+# Two clean builds of one commit give byte-identical SHA256SUMS. Missing rustup and apt pieces
+# are installed; the per-target settings live in cross/ (cross/README.md explains them).
+#
+# Usage: scripts/release.sh [TARGET...]     (default: all three musl targets)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source cross/lib.sh
+
+max_bytes=$((400 * 1024)) # the size budget of one stripped binary
+
+targets=("$@")
+[[ ${#targets[@]} -gt 0 ]] || targets=("${all_targets[@]}")
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+[[ -n $version ]] || die "no version in Cargo.toml"
+for f in LICENSE README.md; do
+    [[ -f $f ]] || die "$f is missing: it goes into every tarball"
+done
+
+# Every timestamp in the tarballs is the last commit's.
+if [[ -z ${SOURCE_DATE_EPOCH:-} ]]; then
+    SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null) ||
+        die "no commit to date the release from: set SOURCE_DATE_EPOCH"
+fi
+export SOURCE_DATE_EPOCH
+
+command -v readelf >/dev/null || apt_install binutils
+
+# check_binary FILE: fails unless FILE is static, stripped and within the size budget.
+check_binary() {
+    local bin=$1 bytes
+    if readelf -lW "$bin" | grep -q 'INTERP' || readelf -dW "$bin" | grep -q 'NEEDED'; then
+        die "$bin is dynamically linked"
+    fi
+    readelf -SW "$bin" | grep -q '\.symtab' && die "$bin is not stripped"
+    bytes=$(stat -c %s "$bin")
+    ((bytes <= max_bytes)) || die "$bin is $bytes bytes, over the $max_bytes-byte budget (cross/sizes.sh shows where it goes)"
+}
+
+rm -rf dist
+mkdir -p dist
+for target in "${targets[@]}"; do
+    log "building $target"
+    release_build "$target"
+    bin="$CARGO_TARGET_DIR/$target/release/mysqlchk"
+    check_binary "$bin"
+
+    name="mysqlchk-$version-$target"
+    stage=$(mktemp -d)
+    mkdir "$stage/$name"
+    install -m 0755 "$bin" "$stage/$name/mysqlchk"
+    install -m 0644 LICENSE README.md "$stage/$name/"
+    # Fixed order, owner and times, and no name or time in the gzip header: same bytes each run.
+    tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner \
+        --mtime="@$SOURCE_DATE_EPOCH" -cf - "$name" | gzip -9 -n >"dist/$name.tar.gz"
+    rm -rf "$stage"
+    log "dist/$name.tar.gz: mysqlchk is $(stat -c %s "$bin") bytes"
+done
+
+(cd dist && LC_ALL=C sha256sum -- *.tar.gz) >dist/SHA256SUMS
+cat dist/SHA256SUMS
