@@ -60,14 +60,8 @@ if [[ ${#need[@]} -gt 0 ]]; then
 fi
 command -v cargo >/dev/null || { say "cargo not found: install Rust first"; exit 1; }
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source scripts/lib/throwaway.sh
+throwaway_init
 
 # --- builds ---------------------------------------------------------------------------------
 say "building the C tools"
@@ -105,23 +99,10 @@ fi
 # --- the throwaway MariaDB ------------------------------------------------------------------
 dbport="$("$tool" port)"
 say "starting a throwaway MariaDB on 127.0.0.1:$dbport"
-mariadb-install-db --no-defaults --datadir="$work/data" --user="$(id -un)" \
-    --auth-root-authentication-method=normal --skip-test-db >/dev/null
 # The seed's MYSQL_OPTS select database `test`.
-cat >"$work/init.sql" <<'SQL'
-CREATE USER 'haproxy'@'%' IDENTIFIED BY 'hapass';
-CREATE USER 'haproxy'@'localhost' IDENTIFIED BY 'hapass';
-CREATE DATABASE test;
+throwaway_mariadb "$dbport" "CREATE DATABASE test;
 GRANT SELECT ON test.* TO 'haproxy'@'%';
-GRANT SELECT ON test.* TO 'haproxy'@'localhost';
-SQL
-mariadbd --no-defaults --user="$(id -un)" --datadir="$work/data" --socket="$work/db.sock" \
-    --port="$dbport" --bind-address=127.0.0.1 --skip-name-resolve --skip-log-bin \
-    --pid-file="$work/db.pid" --log-error="$work/db.err" --init-file="$work/init.sql" &
-dbpid=$!
-pids+=($dbpid)
-for _ in $(seq 200); do [[ -S "$work/db.sock" ]] && break; sleep 0.1; done
-[[ -S "$work/db.sock" ]] || { cat "$work/db.err" >&2; exit 1; }
+GRANT SELECT ON test.* TO 'haproxy'@'localhost';" || exit 1
 sql() { mariadb --no-defaults -uroot -S "$work/db.sock" -N -B -e "$1"; }
 db_status() { sql "SHOW GLOBAL STATUS LIKE '$1'" | awk '{print $2}'; }
 

@@ -9,6 +9,7 @@ export PATH="$HOME/.cargo/bin:$PATH:/usr/sbin:/sbin"
 need=()
 command -v mariadbd >/dev/null || need+=(mariadb-server)
 command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 if [[ ${#need[@]} -gt 0 ]]; then
     echo "quickstart: installing ${need[*]}" >&2
@@ -22,32 +23,15 @@ cargo build --release --quiet
 bin="$PWD/target/release/mysqlchk"
 ls -l "$bin"
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source scripts/lib/throwaway.sh
+throwaway_init
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 dbport="$(free_port)"
 chkport="$(free_port)"
 
 echo "== starting a throwaway MariaDB on 127.0.0.1:$dbport"
-mariadb-install-db --no-defaults --datadir="$work/data" --user="$(id -un)" \
-    --auth-root-authentication-method=normal --skip-test-db >/dev/null
-cat >"$work/init.sql" <<'SQL'
-CREATE USER 'haproxy'@'%' IDENTIFIED BY 'hapass';
-CREATE USER 'haproxy'@'localhost' IDENTIFIED BY 'hapass';
-SQL
-mariadbd --no-defaults --user="$(id -un)" --datadir="$work/data" --socket="$work/db.sock" \
-    --port="$dbport" --bind-address=127.0.0.1 --skip-name-resolve --skip-log-bin \
-    --pid-file="$work/db.pid" --log-error="$work/db.err" --init-file="$work/init.sql" &
-pids+=($!)
-for _ in $(seq 100); do [[ -S "$work/db.sock" ]] && break; sleep 0.1; done
-[[ -S "$work/db.sock" ]] || { cat "$work/db.err"; exit 1; }
+throwaway_mariadb "$dbport"
 
 echo "== starting mysqlchk on 127.0.0.1:$chkport"
 printf 'hapass\n' >"$work/password"

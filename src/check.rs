@@ -114,10 +114,10 @@ async fn exchange(
 ) -> Result<Gathered, Failure> {
     match &cfg.target {
         Target::Tcp { host, port } => {
+            // No TCP_NODELAY: every write of ours follows the server's answer, which acknowledged
+            // the previous one, so Nagle never holds a packet back; it would cost a system call.
             let stream =
                 TcpStream::connect((host.as_str(), *port)).await.map_err(|e| Failure::Io(Phase::Connect, e))?;
-            // Best effort: each packet is one small write and waits for an answer anyway.
-            let _ = stream.set_nodelay(true);
             converse(stream, cfg, password, kind, phase).await
         }
         Target::Unix(path) => {
