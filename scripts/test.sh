@@ -102,5 +102,10 @@ fi
 echo "test.sh: cargo clippy" >&2
 cargo clippy --all-targets -- -D warnings
 
+echo "test.sh: cargo check the fuzz targets" >&2
+# They build on stable; running them needs nightly and cargo-fuzz (scripts/fuzz.sh). Checking
+# them here keeps them in step with the library's API.
+CARGO_TARGET_DIR="$PWD/target/fuzz-check" cargo check --quiet --manifest-path fuzz/Cargo.toml --bins
+
 echo "test.sh: cargo test" >&2
 cargo test
