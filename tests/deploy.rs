@@ -11,13 +11,12 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::fake::{FakeServer, Hostile, Scenario};
 use common::mariadb::MariaDb;
-use common::{bin, free_port, http, Daemon, Response};
+use common::{bin, free_port, http, Daemon, Response, TempDir};
 
 /// Generous for a noisy 2-core box, for checks that are not about timing.
 const TIMEOUT_MS: &str = "10000";
@@ -31,30 +30,6 @@ fn shared() -> &'static MariaDb {
 }
 
 // --- helpers ----------------------------------------------------------------------------------
-
-/// A fresh temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("mysqlchk-deploy-{name}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A child process (xinetd, systemd-socket-activate, a daemon with captured stderr), killed on
 /// drop.

@@ -11,12 +11,11 @@ use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::mariadb::MariaDb;
-use common::{free_port, Daemon};
+use common::{free_port, Daemon, TempDir};
 
 /// How long HAProxy may take to notice a change. Checks run every 300 ms and one result flips the
 /// state (`fall 1 rise 1`), so this is slack for a busy box and a restarting MariaDB.
@@ -37,30 +36,6 @@ defaults
     timeout server 10s
     timeout check 5s
 ";
-
-/// A fresh temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("mysqlchk-haproxy-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A foreground HAProxy with an admin stats socket, killed on drop.
 struct HaProxy {
@@ -184,7 +159,7 @@ fn listen(name: &str, options: &str, db_port: u16, server_options: &str) -> Stri
 #[test]
 fn httpchk_marks_up_then_down_on_force_fail_then_down_on_db_stop_then_up_again() {
     let mut db = MariaDb::start();
-    let dir = TempDir::new();
+    let dir = TempDir::new("haproxy");
     let d = daemon(&db, &dir, &[]);
     // Plain `option httpchk`: HAProxy sends `OPTIONS / HTTP/1.0` to mysqlchk's port.
     let server = format!("check port {} {CHECK}", d.addr.port());
@@ -210,7 +185,7 @@ fn agent_addr() -> SocketAddr {
 #[test]
 fn agent_check_drains_on_force_fail_and_recovers() {
     let db = shared();
-    let dir = TempDir::new();
+    let dir = TempDir::new("haproxy");
     let agent = agent_addr();
     let _d = daemon(db, &dir, &["--agent-listen", &agent.to_string()]);
     // The health check is a plain TCP connect to MariaDB; the agent alone says drain, so the
@@ -243,7 +218,7 @@ fn wait_for_agent(h: &HaProxy, agent_status: &str) {
 #[test]
 fn agent_check_maint_file_puts_the_server_in_maint() {
     let db = shared();
-    let dir = TempDir::new();
+    let dir = TempDir::new("haproxy");
     let agent = agent_addr();
     let maint = dir.path("maint");
     let _d = daemon(db, &dir, &["--agent-listen", &agent.to_string(), "--maint-file", &maint]);
@@ -263,7 +238,7 @@ fn agent_check_maint_file_puts_the_server_in_maint() {
 #[test]
 fn httpchk_primary_is_up_and_replica_is_down_on_a_plain_mariadb() {
     let db = shared();
-    let dir = TempDir::new();
+    let dir = TempDir::new("haproxy");
     let d = daemon(db, &dir, &[]);
     let server = format!("check port {} {CHECK}", d.addr.port());
     let proxies = [

@@ -7,44 +7,18 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::fake::{Auth, FakeServer, Reply, Scenario};
 use common::mariadb::MariaDb;
-use common::{free_port, parse_response, Daemon, Response};
+use common::{free_port, parse_response, Daemon, Response, TempDir};
 
 /// Generous for a noisy 2-core box; no test here is about timing.
 const TIMEOUT_MS: &str = "10000";
 
 /// The fake's password for the haproxy user.
 const FAKE_PW: &str = "pw";
-
-/// A fresh temp dir for operator files (force-fail, maint), removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("mysqlchk-profiles-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// One server for the tests that only read from it.
 fn shared() -> &'static MariaDb {
@@ -81,7 +55,7 @@ fn assert_status(r: &Response, status: u16, body_has: &str) {
 #[test]
 fn primary_is_200_on_a_writable_mariadb_and_503_once_read_only_is_set() {
     let db = exclusive();
-    let dir = TempDir::new();
+    let dir = TempDir::new("profiles");
     db.sql("SET GLOBAL read_only = 0");
     let d = daemon(&db.addr(), "hapass", &dir, &[]);
     assert_status(&d.get("/primary"), 200, "read_only is OFF");
@@ -98,7 +72,7 @@ fn primary_is_200_on_a_writable_mariadb_and_503_once_read_only_is_set() {
 #[test]
 fn replica_and_galera_fail_on_a_plain_mariadb_with_the_reason() {
     let db = shared();
-    let dir = TempDir::new();
+    let dir = TempDir::new("profiles");
     let d = daemon(&db.addr(), "hapass", &dir, &[]);
     assert_status(&d.get("/replica"), 503, "not a replica");
     assert_status(&d.get("/galera"), 503, "wsrep not enabled");
@@ -109,7 +83,7 @@ fn replica_and_galera_fail_on_a_plain_mariadb_with_the_reason() {
 #[test]
 fn unknown_path_is_404_listing_profiles_and_misspelt_parameter_is_400() {
     let db = shared();
-    let dir = TempDir::new();
+    let dir = TempDir::new("profiles");
     let d = daemon(&db.addr(), "hapass", &dir, &[]);
     let r = d.get("/primry");
     assert_eq!(r.status, 404, "{r:?}");
@@ -177,7 +151,7 @@ fn scenario() -> Scenario {
 /// fresh login that sees its own scenario.
 fn run_cases(cases: &[(&str, Scenario, &str, u16, &str)]) -> FakeServer {
     let fake = FakeServer::start(scenario());
-    let dir = TempDir::new();
+    let dir = TempDir::new("profiles");
     let d = daemon(&fake.target(), FAKE_PW, &dir, &[]);
     for (name, scenario, path, status, body_has) in cases {
         fake.set_scenario(scenario.clone());
@@ -255,7 +229,7 @@ fn galera_donor_ok_flag_accepts_a_donor_for_every_request() {
     let fake = FakeServer::start(
         scenario().on(STATUS_SQL, variables(&[("wsrep_local_state", "2"), ("wsrep_cluster_status", "Primary")])),
     );
-    let dir = TempDir::new();
+    let dir = TempDir::new("profiles");
     let d = daemon(&fake.target(), FAKE_PW, &dir, &["--galera-donor-ok"]);
     assert_status(&d.get("/galera"), 200, "Donor/Desynced");
     assert_status(&d.get("/galera?donor_ok=0"), 503, "wsrep_local_state 2 (Donor/Desynced)");
@@ -287,7 +261,7 @@ fn exchange(mut s: TcpStream, path: &str) -> Response {
 fn two_hundred_simultaneous_checks_share_a_few_logins() {
     const CLIENTS: usize = 200;
     let db = exclusive();
-    let dir = TempDir::new();
+    let dir = TempDir::new("profiles");
     // A check that takes a second: on a busy 2-core box 200 threads need anything from a few to
     // hundreds of milliseconds to send their requests, and a one-millisecond login would let
     // that spread alone decide how many logins there are. With a one-second check, every request
@@ -329,7 +303,7 @@ fn two_hundred_simultaneous_checks_share_a_few_logins() {
 #[test]
 fn cached_verdict_saves_logins_but_force_fail_file_still_drains_at_once() {
     let db = exclusive();
-    let dir = TempDir::new();
+    let dir = TempDir::new("profiles");
     let d = daemon(&db.addr(), "hapass", &dir, &["--cache-ms", "60000"]);
     let before = db.status("Connections");
     for _ in 0..20 {
@@ -379,7 +353,7 @@ fn agent(addr: SocketAddr, line: &str) -> String {
 #[test]
 fn agent_answers_up_ready_drain_and_maint_from_the_operator_files() {
     let db = shared();
-    let dir = TempDir::new();
+    let dir = TempDir::new("profiles");
     let maint = dir.path("maint");
     let (_d, addr) = agent_daemon(&db.addr(), "hapass", &dir, &["--maint-file", &maint]);
     // HAProxy without agent-send says nothing: the agent answers the default check.
@@ -404,7 +378,7 @@ fn agent_answers_up_ready_drain_and_maint_from_the_operator_files() {
 #[test]
 fn agent_says_down_with_a_reason_when_the_server_is_stopped() {
     let mut db = exclusive();
-    let dir = TempDir::new();
+    let dir = TempDir::new("profiles");
     let (_d, addr) = agent_daemon(&db.addr(), "hapass", &dir, &[]);
     assert_eq!(agent(addr, ""), "up ready\n");
 
