@@ -250,6 +250,16 @@ impl Verdict {
     }
 }
 
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Up { value, detail: Some(d) } => write!(f, "up: {value}, {d}"),
+            Verdict::Up { value, detail: None } => write!(f, "up: {value}"),
+            other => write!(f, "{}: {}", other.result(), other.reason()),
+        }
+    }
+}
+
 type Shared = Rc<Result<Gathered, Failure>>;
 
 /// Per profile kind: the lock that makes checks single-flight, and the last result.
@@ -307,7 +317,7 @@ impl Checker {
         };
         let elapsed = start.elapsed();
         self.metrics.check(profile.kind(), verdict.result());
-        log::debug!("{} check: {verdict:?} ({:.1} ms)", profile.kind().name(), elapsed.as_secs_f64() * 1000.0);
+        log::debug!("{} check: {verdict} ({:.1} ms)", profile.kind().name(), elapsed.as_secs_f64() * 1000.0);
         self.log_change(slot, profile.kind(), verdict.is_up(), &|| match &verdict {
             Verdict::Up { value, detail } => {
                 format!("{value}{}", detail.as_ref().map(|d| format!(", {d}")).unwrap_or_default())

@@ -268,19 +268,29 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::Listen(s) => write!(f, "invalid --listen {s:?}: expected IP:PORT, [IPv6]:PORT or PORT"),
+            ConfigError::Listen(s) => {
+                write!(f, "invalid --listen \"{}\": expected IP:PORT, [IPv6]:PORT or PORT", s.escape_debug())
+            }
             ConfigError::Target(s) => {
-                write!(f, "invalid --mysql {s:?}: expected host:port, [IPv6]:port or an absolute socket path")
+                write!(
+                    f,
+                    "invalid --mysql \"{}\": expected host:port, [IPv6]:port or an absolute socket path",
+                    s.escape_debug()
+                )
             }
             ConfigError::Timeout(ms) => write!(f, "invalid --timeout {ms}: must be between 1 and 3600000 ms"),
             ConfigError::LogLevel(s) => {
-                write!(f, "invalid --log-level {s:?}: expected off, error, warn, info, debug or trace")
+                write!(
+                    f,
+                    "invalid --log-level \"{}\": expected off, error, warn, info, debug or trace",
+                    s.escape_debug()
+                )
             }
             ConfigError::PasswordFile(p, e) => write!(f, "cannot read --password-file {}: {e}", p.display()),
             ConfigError::Empty(flag) => write!(f, "{flag} must not be empty"),
             ConfigError::Profile(e) => write!(f, "invalid --profile: {e}; known: {PATHS}"),
             ConfigError::Allow(s) => {
-                write!(f, "invalid --allow {s:?}: expected an IP address or CIDR such as 10.0.0.0/8")
+                write!(f, "invalid --allow \"{}\": expected an IP address or CIDR such as 10.0.0.0/8", s.escape_debug())
             }
             ConfigError::PasswordFileMode(p, mode) => write!(
                 f,

@@ -87,8 +87,8 @@ pub enum PathError {
 impl fmt::Display for PathError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PathError::Unknown(p) => write!(f, "unknown profile {p:?}"),
-            PathError::BadParameter(p) => write!(f, "bad parameter {p:?}"),
+            PathError::Unknown(p) => write!(f, "unknown profile \"{}\"", p.escape_debug()),
+            PathError::BadParameter(p) => write!(f, "bad parameter \"{}\"", p.escape_debug()),
         }
     }
 }

@@ -380,7 +380,7 @@ async fn serve_agent(mut stream: TcpStream, peer: &str, server: &Server, admissi
     };
     admission.settled();
     let reply = agent_reply(server, &line).await;
-    log::trace!("{peer}: agent {:?} -> {}", String::from_utf8_lossy(&line).trim(), reply.trim_end());
+    log::trace!("{peer}: agent \"{}\" -> {}", String::from_utf8_lossy(&line).trim().escape_debug(), reply.trim_end());
     respond(stream, peer, reply.as_bytes()).await;
 }
 

@@ -85,7 +85,7 @@ impl fmt::Display for ProtocolError {
                 write!(f, "unexpected packet 0x{header:02x} during {phase}")
             }
             ProtocolError::UnsupportedPlugin(name) => {
-                write!(f, "unsupported auth plugin {name:?}")
+                write!(f, "unsupported auth plugin \"{}\"", name.escape_debug())
             }
             ProtocolError::TooManyAuthSwitches => f.write_str("server switched auth plugin twice"),
             ProtocolError::OldPasswordAuth => f.write_str("server asked for pre-4.1 old password auth"),
