@@ -109,3 +109,22 @@ CARGO_TARGET_DIR="$PWD/target/fuzz-check" cargo check --quiet --manifest-path fu
 
 echo "test.sh: cargo test" >&2
 cargo test
+
+# --- the integration tests again, against the static release build ---------------------------
+# Release builds differ where it hurts: a panic is a bare SIGILL and `{:?}` prints nothing
+# (cross/release.toml). The binary HAProxy will talk to is the one that must pass.
+musl="${host%%-*}-unknown-linux-musl"
+if [[ -f "cross/$musl.toml" ]]; then
+    echo "test.sh: building the static release binary ($musl)" >&2
+    release_bin=$(
+        export CARGO_TARGET_DIR="$PWD/target/bench"
+        source cross/lib.sh
+        cross_setup "$musl" >&2
+        cross_cargo "$musl" build --quiet --release --locked --bin mysqlchk --config cross/release.toml >&2
+        echo "$CARGO_TARGET_DIR/$musl/release/mysqlchk"
+    )
+    echo "test.sh: cargo test --tests against $release_bin" >&2
+    MYSQLCHK_TEST_BIN="$release_bin" cargo test --tests
+else
+    die "no cross/$musl.toml: cannot test a static release build on this host ($host)"
+fi

@@ -47,9 +47,17 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Path of the mysqlchk binary under test.
+/// Path of the mysqlchk binary under test: `MYSQLCHK_TEST_BIN` when set (scripts/test.sh
+/// points it at the static release build, whose panics and formatting differ from a debug
+/// build's), else the debug build cargo made for these tests.
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_mysqlchk")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("MYSQLCHK_TEST_BIN")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_mysqlchk").to_string())
+    })
 }
 
 /// A command that runs the binary under test: directly, or through the emulator named by
