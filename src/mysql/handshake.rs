@@ -28,7 +28,7 @@ impl Greeting {
         if version != 10 {
             return Err(ProtocolError::UnsupportedProtocolVersion(version).into());
         }
-        let server_version = String::from_utf8_lossy(r.nul_str()).into_owned();
+        let server_version = super::printable(r.nul_str(), 128);
         let connection_id = r.u32("connection id")?;
         let mut scramble = r.bytes(8, "auth-plugin-data part 1")?.to_vec();
         r.u8("filler")?;
@@ -48,7 +48,7 @@ impl Greeting {
                 scramble.extend_from_slice(part2);
             }
             if capabilities & caps::PLUGIN_AUTH != 0 {
-                auth_plugin = String::from_utf8_lossy(r.nul_str()).into_owned();
+                auth_plugin = super::printable(r.nul_str(), 128);
             }
         }
         Ok(Greeting { server_version, connection_id, capabilities, scramble, auth_plugin })

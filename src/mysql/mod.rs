@@ -131,6 +131,23 @@ impl From<ServerError> for Error {
     }
 }
 
+/// The longest server message kept from an ERR packet.
+pub const MAX_MESSAGE_LEN: usize = 512;
+
+/// Text from a server made fit for a log line or an HTTP body: lossy UTF-8, control characters
+/// replaced by `?`, at most `max` bytes (cut at a character boundary).
+pub fn printable(raw: &[u8], max: usize) -> String {
+    let mut out = String::with_capacity(raw.len().min(max));
+    for c in String::from_utf8_lossy(raw).chars() {
+        let c = if c.is_control() { '?' } else { c };
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Parses an ERR packet (first byte 0xFF). The SQLSTATE marker `#` is optional: servers omit it
 /// in errors sent before they know the client speaks 4.1 (e.g. 1040 Too many connections).
 pub fn parse_err(payload: &[u8]) -> Result<ServerError, ProtocolError> {
@@ -144,8 +161,8 @@ pub fn parse_err(payload: &[u8]) -> Result<ServerError, ProtocolError> {
         r.bytes(1, "sqlstate marker")?;
         state = Some(String::from_utf8_lossy(r.bytes(5, "sqlstate")?).into_owned());
     }
-    let message = String::from_utf8_lossy(r.remaining()).into_owned();
-    Ok(ServerError { code, state, message })
+    let message = printable(r.remaining(), MAX_MESSAGE_LEN);
+    Ok(ServerError { code, state: state.map(|s| printable(s.as_bytes(), 5)), message })
 }
 
 /// Capability flags (see the "Capabilities Flags" page of the protocol docs).
@@ -175,5 +192,15 @@ mod tests {
         let e = parse_err(b"\xff\x10\x04Too many connections").unwrap();
         assert_eq!((e.code, e.state, e.message.as_str()), (1040, None, "Too many connections"));
         assert!(parse_err(b"\xff\x10").is_err());
+    }
+
+    #[test]
+    fn server_messages_are_cut_and_cleaned() {
+        let mut p = b"\xff\x15\x04#28000evil\r\nX-Injected: 1\x1b[31m".to_vec();
+        p.extend_from_slice(&[b'a'; 2000]);
+        let e = parse_err(&p).unwrap();
+        assert!(e.message.starts_with("evil??X-Injected: 1?[31maaa"), "{}", e.message);
+        assert_eq!(e.message.len(), MAX_MESSAGE_LEN);
+        assert_eq!(printable("h\u{e9}llo".as_bytes(), 2), "h", "never splits a character");
     }
 }

@@ -1,7 +1,8 @@
 //! Packet framing: a 3-byte little-endian payload length, a 1-byte sequence id, the payload.
 //!
-//! See MySQL's "MySQL Packets" page. We never send or accept payloads of 16 MiB - 1 or more, so
-//! the multi-packet continuation rule never applies: a length of 0xFFFFFF is simply too large.
+//! See MySQL's "MySQL Packets" page. [`decode`] buffers whole payloads of at most [`MAX_PAYLOAD`]
+//! bytes; only result rows may be larger (a replica status row with long filters or GTID sets),
+//! and the session streams those, 16 MiB continuation frames included, using [`header`].
 
 use super::ProtocolError;
 
@@ -25,18 +26,22 @@ pub struct Packet<'a> {
 /// A length over [`MAX_PAYLOAD`] is an error as soon as the header is complete, so a hostile
 /// server cannot make us buffer a 16 MiB packet.
 pub fn decode(buf: &[u8]) -> Result<Option<(Packet<'_>, usize)>, ProtocolError> {
-    let Some(header) = buf.get(..HEADER_LEN) else {
+    let Some((len, seq)) = header(buf) else {
         return Ok(None);
     };
-    let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
     if len > MAX_PAYLOAD {
         return Err(ProtocolError::PacketTooLarge(len));
     }
-    let seq = header[3];
     match buf.get(HEADER_LEN..HEADER_LEN + len) {
         Some(payload) => Ok(Some((Packet { seq, payload }, HEADER_LEN + len))),
         None => Ok(None),
     }
+}
+
+/// The payload length and sequence id of the frame at the front of `buf`, once its header is in.
+pub fn header(buf: &[u8]) -> Option<(usize, u8)> {
+    let h = buf.get(..HEADER_LEN)?;
+    Some((usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16, h[3]))
 }
 
 /// Appends one frame holding `payload` to `out`.

@@ -8,10 +8,16 @@ use super::{parse_err, ProtocolError, ServerError};
 /// so a server streaming a huge result cannot grow our memory.
 pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 
+/// The most bytes of rows read for one reply, kept or not. A status row can be a megabyte of
+/// replication filters or GTID sets and must still be judged; past this the reply is refused, so
+/// a hostile server cannot keep us reading until the deadline.
+pub const MAX_STREAMED_BYTES: u64 = 64 * 1024 * 1024;
+
 /// SERVER_MORE_RESULTS_EXISTS in the status flags: another result follows (e.g. after CALL).
 const MORE_RESULTS_EXISTS: u16 = 0x0008;
 
-/// A text result set. Values are raw bytes; `None` is SQL NULL.
+/// A text result set. Values are raw bytes; `None` is SQL NULL. With [`Keep::Columns`] it holds
+/// only the columns asked for, in the server's order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResultSet {
     pub columns: Vec<String>,
@@ -27,6 +33,25 @@ impl ResultSet {
     /// The index of the column named `name`, compared ASCII case-insensitively as MySQL does.
     pub fn column(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Which columns of a reply to keep. The others are read and dropped as they stream past, so a
+/// row of any size can be judged in bounded memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Every column, up to [`MAX_RESULT_BYTES`].
+    All,
+    /// Only the columns with these names (ASCII case-insensitive).
+    Columns(&'static [&'static str]),
+}
+
+impl Keep {
+    fn wants(self, name: &[u8]) -> bool {
+        match self {
+            Keep::All => true,
+            Keep::Columns(names) => names.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(name)),
+        }
     }
 }
 
@@ -50,10 +75,34 @@ enum State {
 pub struct Parser {
     deprecate_eof: bool,
     state: State,
+    keep: Keep,
     /// Whether this is the first result; later ones (after CALL) are read and dropped.
-    keep: bool,
+    first: bool,
+    /// Per column of the current result: whether its values are kept.
+    kept: Vec<bool>,
     result: ResultSet,
+    /// Bytes kept (names, values and per-item overhead), against [`MAX_RESULT_BYTES`].
     bytes: usize,
+    /// Row bytes read, against [`MAX_STREAMED_BYTES`].
+    streamed: u64,
+    row: RowScan,
+}
+
+/// A text row read incrementally: bytes may come in pieces of any size ("Text Resultset Row":
+/// one length-encoded string, or 0xFB for NULL, per column).
+#[derive(Debug, Clone, Default)]
+struct RowScan {
+    /// Index of the column whose value is being read.
+    col: usize,
+    /// The length-encoded integer read so far, its first byte included.
+    len: [u8; 9],
+    len_have: usize,
+    /// Bytes of the current value still to come, once its length is known.
+    left: Option<u64>,
+    /// The current value, when its column is kept.
+    value: Option<Vec<u8>>,
+    /// The kept values of this row so far.
+    values: Vec<Option<Vec<u8>>>,
 }
 
 /// What one packet did to the reply.
@@ -65,7 +114,28 @@ pub enum Progress {
 
 impl Parser {
     pub fn new(deprecate_eof: bool) -> Parser {
-        Parser { deprecate_eof, state: State::Start, keep: true, result: ResultSet::default(), bytes: 0 }
+        Parser::keeping(deprecate_eof, Keep::All)
+    }
+
+    /// A parser that keeps only what `keep` names.
+    pub fn keeping(deprecate_eof: bool, keep: Keep) -> Parser {
+        Parser {
+            deprecate_eof,
+            state: State::Start,
+            keep,
+            first: true,
+            kept: Vec::new(),
+            result: ResultSet::default(),
+            bytes: 0,
+            streamed: 0,
+            row: RowScan::default(),
+        }
+    }
+
+    /// Whether the next packet is a row (or the end of the rows): only rows may be larger than
+    /// a packet the session buffers whole, and they can be streamed through [`Parser::row_bytes`].
+    pub fn in_rows(&self) -> bool {
+        self.state == State::Rows
     }
 
     /// Takes the next packet's payload.
@@ -82,6 +152,7 @@ impl Parser {
                     if n == 0 || !r.is_empty() {
                         return Err(ProtocolError::Malformed("column count"));
                     }
+                    self.kept.clear();
                     self.state = State::Columns(n);
                     Ok(Progress::More)
                 }
@@ -91,10 +162,14 @@ impl Parser {
                     return Ok(Progress::Done(Err(parse_err(payload)?)));
                 }
                 let name = column_name(payload)?;
-                if self.keep {
+                let keep = self.first && self.keep.wants(name);
+                // One byte of bookkeeping per column, so a flood of columns is bounded too.
+                self.account(1)?;
+                if keep {
                     self.account(name.len() + 24)?;
                     self.result.columns.push(String::from_utf8_lossy(name).into_owned());
                 }
+                self.kept.push(keep);
                 self.state = match left - 1 {
                     0 if self.deprecate_eof => State::Rows,
                     0 => State::ColumnsEof,
@@ -117,27 +192,105 @@ impl Parser {
                     let status = if self.deprecate_eof { ok_status(payload)? } else { eof_status(payload)? };
                     return self.finish(status);
                 }
-                self.row(payload)?;
+                self.row_bytes(payload)?;
+                self.row_end()?;
                 Ok(Progress::More)
             }
         }
     }
 
-    fn row(&mut self, payload: &[u8]) -> Result<(), ProtocolError> {
-        let mut r = Reader::new(payload);
-        let mut row = Vec::new();
-        while !r.is_empty() {
-            let value = r.lenenc_str("row value")?;
-            if self.keep {
-                self.account(value.map_or(0, <[u8]>::len) + 24)?;
-                row.push(value.map(<[u8]>::to_vec));
+    /// Takes the next piece of a row, whose bytes may arrive in pieces of any size.
+    pub fn row_bytes(&mut self, mut bytes: &[u8]) -> Result<(), ProtocolError> {
+        self.streamed += bytes.len() as u64;
+        if self.streamed > MAX_STREAMED_BYTES {
+            return Err(ProtocolError::ResultTooLarge);
+        }
+        while !bytes.is_empty() {
+            let Some(left) = self.row.left else {
+                self.row_length_byte(bytes[0])?;
+                bytes = &bytes[1..];
+                continue;
+            };
+            let n = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
+            if let Some(value) = &mut self.row.value {
+                value.extend_from_slice(&bytes[..n]);
+            }
+            bytes = &bytes[n..];
+            self.row.left = Some(left - n as u64);
+            if left == n as u64 {
+                self.end_value();
             }
         }
-        if self.keep {
-            if row.len() != self.result.columns.len() {
-                return Err(ProtocolError::Malformed("row value count"));
+        Ok(())
+    }
+
+    /// One byte of a value's length-encoded length: once complete, the value starts (or is NULL
+    /// or empty and already over).
+    fn row_length_byte(&mut self, b: u8) -> Result<(), ProtocolError> {
+        if self.row.len_have == 0 && self.row.col >= self.kept.len() {
+            return Err(ProtocolError::Malformed("row value count"));
+        }
+        self.row.len[self.row.len_have] = b;
+        self.row.len_have += 1;
+        let need = match self.row.len[0] {
+            0..=0xFB => 1,
+            0xFC => 3,
+            0xFD => 4,
+            0xFE => 9,
+            0xFF => return Err(ProtocolError::Malformed("row value")),
+        };
+        if self.row.len_have < need {
+            return Ok(());
+        }
+        let keep = self.kept[self.row.col];
+        self.row.len_have = 0;
+        if self.row.len[0] == 0xFB {
+            if keep {
+                self.account(24)?;
+                self.row.values.push(None);
             }
-            self.result.rows.push(row);
+            self.row.col += 1;
+            return Ok(());
+        }
+        let len = match need {
+            1 => u64::from(self.row.len[0]),
+            n => {
+                let mut v = [0u8; 8];
+                v[..n - 1].copy_from_slice(&self.row.len[1..n]);
+                u64::from_le_bytes(v)
+            }
+        };
+        if keep {
+            // Accounted before anything is allocated: a kept value cannot outgrow the budget.
+            self.account(usize::try_from(len).unwrap_or(usize::MAX).saturating_add(24))?;
+            self.row.value = Some(Vec::with_capacity(len as usize));
+        }
+        self.row.left = Some(len);
+        if len == 0 {
+            self.end_value();
+        }
+        Ok(())
+    }
+
+    fn end_value(&mut self) {
+        if self.kept[self.row.col] {
+            self.row.values.push(Some(self.row.value.take().unwrap_or_default()));
+        }
+        self.row.left = None;
+        self.row.col += 1;
+    }
+
+    /// The row's bytes are all in: it must have held exactly one value per column.
+    pub fn row_end(&mut self) -> Result<(), ProtocolError> {
+        let row = std::mem::take(&mut self.row);
+        if row.left.is_some() || row.len_have != 0 {
+            return Err(ProtocolError::Malformed("row value"));
+        }
+        if row.col != self.kept.len() {
+            return Err(ProtocolError::Malformed("row value count"));
+        }
+        if self.first {
+            self.result.rows.push(row.values);
         }
         Ok(())
     }
@@ -147,13 +300,13 @@ impl Parser {
         if status & MORE_RESULTS_EXISTS == 0 {
             return Ok(Progress::Done(Ok(std::mem::take(&mut self.result))));
         }
-        self.keep = false;
+        self.first = false;
         self.state = State::Start;
         Ok(Progress::More)
     }
 
     fn account(&mut self, n: usize) -> Result<(), ProtocolError> {
-        self.bytes += n;
+        self.bytes = self.bytes.saturating_add(n);
         if self.bytes > MAX_RESULT_BYTES {
             return Err(ProtocolError::ResultTooLarge);
         }

@@ -15,7 +15,7 @@
 use super::auth::{Auth, Plugin};
 use super::handshake::{Greeting, Response};
 use super::packet::{self, Packet};
-use super::resultset::{self, Parser, Progress, QueryResult};
+use super::resultset::{self, Keep, Parser, Progress, QueryResult};
 use super::{caps, parse_err, Error, ProtocolError};
 
 pub use super::auth::Transport;
@@ -87,6 +87,18 @@ pub struct Session {
     seq: u8,
     deprecate_eof: bool,
     greeting: Option<Greeting>,
+    /// A row frame too large to buffer, being streamed through the parser.
+    big: Option<BigFrame>,
+    /// The last row frame was 16 MiB - 1 bytes long: the next frame continues the same row.
+    continued: bool,
+}
+
+/// The part of a large row frame still to come.
+#[derive(Debug, Clone, Copy)]
+struct BigFrame {
+    left: usize,
+    /// The frame is 16 MiB - 1 bytes long, so another frame continues the row.
+    continues: bool,
 }
 
 impl Session {
@@ -100,6 +112,8 @@ impl Session {
             seq: 0,
             deprecate_eof: false,
             greeting: None,
+            big: None,
+            continued: false,
         }
     }
 
@@ -118,10 +132,17 @@ impl Session {
         self.input.extend_from_slice(bytes);
     }
 
-    /// Sends `sql` as COM_QUERY. Returns false, sending nothing, unless the session is idle
-    /// (the last poll said `Ready`).
+    /// Sends `sql` as COM_QUERY, keeping every column of its reply. Returns false, sending
+    /// nothing, unless the session is idle (the last poll said `Ready`).
     #[must_use]
     pub fn query(&mut self, sql: &str) -> bool {
+        self.query_keeping(sql, Keep::All)
+    }
+
+    /// Sends `sql` as COM_QUERY, keeping only the columns `keep` names: the rest stream past,
+    /// so rows of any size cost bounded memory.
+    #[must_use]
+    pub fn query_keeping(&mut self, sql: &str, keep: Keep) -> bool {
         if !matches!(self.state, State::Idle) {
             return false;
         }
@@ -130,7 +151,7 @@ impl Session {
         payload.extend_from_slice(sql.as_bytes());
         self.seq = 0;
         self.send(&payload);
-        self.state = State::Query(Parser::new(self.deprecate_eof));
+        self.state = State::Query(Parser::keeping(self.deprecate_eof, keep));
         true
     }
 
@@ -158,6 +179,13 @@ impl Session {
                 State::Closed => return Ok(Action::Closed),
                 _ => {}
             }
+            if let Some(done) = self.stream_row() {
+                match done {
+                    Ok(true) => continue,
+                    Ok(false) => return Ok(Action::NeedMore),
+                    Err(e) => return self.fail(e.into()),
+                }
+            }
             let (payload, used) = match packet::decode(&self.input) {
                 Ok(Some((Packet { seq, payload }, used))) => {
                     if seq != self.seq {
@@ -175,6 +203,61 @@ impl Session {
                 return self.fail(e);
             }
         }
+    }
+
+    /// Streams a row frame that is too large to buffer (or continues a 16 MiB row) through the
+    /// parser as its bytes arrive. `None`: no such frame here, decode normally. `Some(Ok(true))`:
+    /// progress was made; `Some(Ok(false))`: more bytes are needed.
+    fn stream_row(&mut self) -> Option<Result<bool, ProtocolError>> {
+        let State::Query(parser) = &mut self.state else {
+            return None;
+        };
+        let Some(big) = &mut self.big else {
+            if !parser.in_rows() {
+                return None;
+            }
+            let (len, seq) = packet::header(&self.input)?;
+            if len <= packet::MAX_PAYLOAD && !self.continued {
+                return None;
+            }
+            // A new frame's first byte says what it is: 0xFE/0xFF would be an oversized EOF, OK
+            // or ERR packet, which no server sends.
+            if !self.continued {
+                let Some(&first) = self.input.get(packet::HEADER_LEN) else {
+                    return Some(Ok(false));
+                };
+                if first == 0xFE && len < 0xFF_FFFF || first == 0xFF {
+                    return Some(Err(ProtocolError::PacketTooLarge(len)));
+                }
+            }
+            if seq != self.seq {
+                return Some(Err(ProtocolError::BadSequence { expected: self.seq, got: seq }));
+            }
+            self.seq = self.seq.wrapping_add(1);
+            self.input.drain(..packet::HEADER_LEN);
+            self.continued = false;
+            self.big = Some(BigFrame { left: len, continues: len == 0xFF_FFFF });
+            return Some(Ok(true));
+        };
+        if big.left > 0 && self.input.is_empty() {
+            return Some(Ok(false));
+        }
+        let n = big.left.min(self.input.len());
+        if let Err(e) = parser.row_bytes(&self.input[..n]) {
+            return Some(Err(e));
+        }
+        self.input.drain(..n);
+        big.left -= n;
+        if big.left == 0 {
+            self.continued = big.continues;
+            self.big = None;
+            if !self.continued {
+                if let Err(e) = parser.row_end() {
+                    return Some(Err(e));
+                }
+            }
+        }
+        Some(Ok(true))
     }
 
     fn fail(&mut self, e: Error) -> Result<Action, Error> {
@@ -265,7 +348,7 @@ impl Session {
             0xFE if switched => return Err(ProtocolError::TooManyAuthSwitches.into()),
             0xFE => {
                 let mut r = packet::Reader::new(&payload[1..]);
-                let name = String::from_utf8_lossy(r.nul_str()).into_owned();
+                let name = super::printable(r.nul_str(), 128);
                 let plugin = Plugin::from_name(&name).ok_or(ProtocolError::UnsupportedPlugin(name))?;
                 let (auth, response) = Auth::start(plugin, r.remaining(), &self.opts.password, self.opts.transport);
                 self.send(&response);
@@ -448,5 +531,125 @@ mod tests {
         s.quit();
         assert_eq!(s.poll(), Ok(Action::Closed));
         assert!(!s.query("select 1"));
+    }
+
+    /// A logged-in session (no DEPRECATE_EOF) that has sent one COM_QUERY keeping `keep`.
+    fn querying(keep: Keep) -> Session {
+        let mut s = session("", Transport::Tcp);
+        s.feed(&frame(0, &greeting(ALL_CAPS & !caps::DEPRECATE_EOF, "mysql_native_password")));
+        s.feed(&frame(2, &[0, 0, 0, 2, 0, 0, 0]));
+        assert!(matches!(s.poll(), Ok(Action::Write(_))));
+        assert_eq!(s.poll(), Ok(Action::Ready));
+        assert!(s.query_keeping("SHOW ALL REPLICAS STATUS", keep));
+        assert!(matches!(s.poll(), Ok(Action::Write(_))));
+        s
+    }
+
+    fn coldef(name: &str) -> Vec<u8> {
+        let mut p = Vec::new();
+        for f in ["def", "", "", "", name, ""] {
+            packet::put_lenenc_int(&mut p, f.len() as u64);
+            p.extend_from_slice(f.as_bytes());
+        }
+        p.extend_from_slice(&[0x0c, 0x21, 0, 0, 1, 0, 0, 0xfd, 0, 0, 0x27, 0, 0]);
+        p
+    }
+
+    /// A status reply: columns Slave_IO_Running, Replicate_Ignore_Table (`filter` bytes long),
+    /// Seconds_Behind_Master, framed as a server would, splitting payloads of 16 MiB - 1 or more.
+    fn status_reply(filter: usize) -> Vec<u8> {
+        let mut row = Vec::new();
+        for v in [b"Yes".to_vec(), vec![b'x'; filter], b"3".to_vec()] {
+            packet::put_lenenc_int(&mut row, v.len() as u64);
+            row.extend_from_slice(&v);
+        }
+        let eof = [0xFE, 0, 0, 0x02, 0];
+        let mut out = Vec::new();
+        let mut seq = 1;
+        for p in
+            [vec![3], coldef("Slave_IO_Running"), coldef("Replicate_Ignore_Table"), coldef("Seconds_Behind_Master")]
+                .iter()
+                .chain([eof.to_vec()].iter())
+        {
+            out.extend_from_slice(&frame(seq, p));
+            seq += 1;
+        }
+        let mut rest = row.as_slice();
+        loop {
+            let n = rest.len().min(0xFF_FFFF);
+            out.extend_from_slice(&[n as u8, (n >> 8) as u8, (n >> 16) as u8, seq]);
+            out.extend_from_slice(&rest[..n]);
+            seq = seq.wrapping_add(1);
+            rest = &rest[n..];
+            if n < 0xFF_FFFF {
+                break;
+            }
+        }
+        out.extend_from_slice(&frame(seq, &eof));
+        out
+    }
+
+    const KEEP: Keep = Keep::Columns(&["slave_io_running", "Seconds_Behind_Master"]);
+
+    fn expect_status(r: Result<Action, Error>) {
+        let Ok(Action::Reply(Ok(rs))) = r else { panic!("{r:?}") };
+        assert_eq!(rs.columns, ["Slave_IO_Running", "Seconds_Behind_Master"]);
+        assert_eq!(rs.rows, vec![vec![Some(b"Yes".to_vec()), Some(b"3".to_vec())]]);
+    }
+
+    #[test]
+    fn a_one_megabyte_status_row_streams_through_keeping_only_the_columns_asked_for() {
+        let reply = status_reply(1 << 20);
+        let mut s = querying(KEEP);
+        for chunk in reply.chunks(4096) {
+            assert_eq!(s.poll(), Ok(Action::NeedMore));
+            s.feed(chunk);
+            // Streamed, not buffered: what waits in the session never exceeds one chunk.
+            assert!(s.input.len() <= 4096 + 64 * 1024, "{} bytes buffered", s.input.len());
+        }
+        expect_status(s.poll());
+    }
+
+    #[test]
+    fn a_streamed_row_fed_one_byte_at_a_time_needs_more_bytes_until_complete() {
+        let reply = status_reply(70_000);
+        let mut s = querying(KEEP);
+        for (i, b) in reply.iter().enumerate() {
+            assert_eq!(s.poll(), Ok(Action::NeedMore), "byte {i}");
+            s.feed(&[*b]);
+        }
+        expect_status(s.poll());
+    }
+
+    #[test]
+    fn a_row_over_sixteen_mib_continues_across_frames() {
+        let reply = status_reply(17 << 20);
+        let mut s = querying(KEEP);
+        for chunk in reply.chunks(1 << 16) {
+            assert_eq!(s.poll(), Ok(Action::NeedMore));
+            s.feed(chunk);
+        }
+        expect_status(s.poll());
+    }
+
+    #[test]
+    fn a_huge_kept_value_is_refused_before_it_is_buffered() {
+        let mut s = querying(Keep::All);
+        s.feed(&status_reply(1 << 20));
+        assert_eq!(s.poll(), Err(ProtocolError::ResultTooLarge.into()));
+    }
+
+    #[test]
+    fn an_oversized_eof_or_err_frame_is_refused() {
+        for first in [0xFE, 0xFF] {
+            let mut s = querying(KEEP);
+            let reply = status_reply(10);
+            // Everything up to the rows, then a 100 KiB frame that starts like an EOF or ERR.
+            let head = reply.len() - (4 + 1 + 3 + 1 + 10 + 1 + 1) - 9;
+            s.feed(&reply[..head]);
+            assert_eq!(s.poll(), Ok(Action::NeedMore));
+            s.feed(&[0x00, 0x90, 0x01, 6, first]);
+            assert_eq!(s.poll(), Err(ProtocolError::PacketTooLarge(0x19000).into()), "{first:#x}");
+        }
     }
 }
