@@ -4,24 +4,30 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::future::Future;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_io::Timer;
 use async_net::unix::UnixStream;
 use async_net::TcpStream;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
-use smol::lock::Mutex;
+use smol::channel::{Receiver, Sender};
 
 use crate::config::{CheckConfig, Password, Target};
 use crate::metrics::Metrics;
-use crate::mysql::{self, Action, Options, ResultSet, ServerError, Session};
-use crate::profile::{Kind, Profile, ER_PARSE_ERROR};
+use crate::mysql::{self, printable, Action, Options, ResultSet, ServerError, Session};
+use crate::profile::{Flavor, Kind, Profile, Step, ER_PARSE_ERROR};
 
 /// Where a check was when it failed or ran out of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Waiting for the round trip another request started.
+    Wait,
     Connect,
     Login,
     Query,
@@ -30,6 +36,7 @@ pub enum Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Phase::Wait => "waiting for the check in flight",
             Phase::Connect => "connect",
             Phase::Login => "login",
             Phase::Query => "query",
@@ -93,8 +100,13 @@ pub struct Gathered {
     pub results: Vec<ResultSet>,
 }
 
-/// The most bytes of a reported value; longer ones are cut (they end up in HTTP bodies).
-const MAX_VALUE_LEN: usize = 256;
+/// The most bytes of a reported value or reason; longer ones are cut (they end up in HTTP bodies
+/// and log lines).
+pub const MAX_VALUE_LEN: usize = 256;
+
+/// How long a connection attempt to one address of a name has the stage to itself before the
+/// next address is tried alongside it (RFC 8305's Connection Attempt Delay).
+const NEXT_ADDRESS_AFTER: Duration = Duration::from_millis(250);
 
 /// Logs in and runs `--query` and `kind`'s plan, then QUIT, all within `cfg.timeout`.
 pub async fn gather(cfg: &CheckConfig, password: &Password, kind: Kind) -> Result<Gathered, Failure> {
@@ -114,10 +126,15 @@ async fn exchange(
 ) -> Result<Gathered, Failure> {
     match &cfg.target {
         Target::Tcp { host, port } => {
+            let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+                Ok(ip) => vec![SocketAddr::new(ip, *port)],
+                Err(_) => async_net::resolve((host.as_str(), *port)).await.map_err(|e| {
+                    Failure::Io(Phase::Connect, io::Error::new(e.kind(), format!("resolving {host}: {e}")))
+                })?,
+            };
             // No TCP_NODELAY: every write of ours follows the server's answer, which acknowledged
             // the previous one, so Nagle never holds a packet back; it would cost a system call.
-            let stream =
-                TcpStream::connect((host.as_str(), *port)).await.map_err(|e| Failure::Io(Phase::Connect, e))?;
+            let stream = connect_any(&addrs).await.map_err(|e| Failure::Io(Phase::Connect, e))?;
             converse(stream, cfg, password, kind, phase).await
         }
         Target::Unix(path) => {
@@ -125,6 +142,55 @@ async fn exchange(
             converse(stream, cfg, password, kind, phase).await
         }
     }
+}
+
+type Attempt = Pin<Box<dyn Future<Output = io::Result<TcpStream>>>>;
+
+/// Connects to the first of `addrs` that answers. Attempts are staggered, happy-eyeballs style:
+/// the next address starts after [`NEXT_ADDRESS_AFTER`] or as soon as every earlier attempt has
+/// failed, so a dead first address (a black hole, not a refusal) costs a quarter second, not the
+/// whole deadline. The caller's deadline bounds it all.
+pub async fn connect_any(addrs: &[SocketAddr]) -> io::Result<TcpStream> {
+    if let [one] = addrs {
+        return TcpStream::connect(*one).await;
+    }
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut next = 0;
+    let mut stagger = Timer::never();
+    let mut last_error = None;
+    futures_lite::future::poll_fn(|cx| loop {
+        let idle = attempts.is_empty();
+        if next < addrs.len() && (idle || Pin::new(&mut stagger).poll(cx).is_ready()) {
+            attempts.push(Box::pin(TcpStream::connect(addrs[next])));
+            next += 1;
+            stagger.set_after(NEXT_ADDRESS_AFTER);
+        }
+        let mut i = 0;
+        while i < attempts.len() {
+            match attempts[i].as_mut().poll(cx) {
+                Poll::Ready(Ok(stream)) => return Poll::Ready(Ok(stream)),
+                Poll::Ready(Err(e)) => {
+                    last_error = Some(e);
+                    drop(attempts.swap_remove(i));
+                }
+                Poll::Pending => i += 1,
+            }
+        }
+        if attempts.is_empty() {
+            if next >= addrs.len() {
+                let e = last_error.take().unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"));
+                return Poll::Ready(Err(e));
+            }
+            // Every attempt so far failed: start the next one now.
+            continue;
+        }
+        // Pending attempts and the stagger timer are registered with the waker.
+        if next < addrs.len() && Pin::new(&mut stagger).poll(cx).is_ready() {
+            continue;
+        }
+        return Poll::Pending;
+    })
+    .await
 }
 
 async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
@@ -141,12 +207,14 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         database: cfg.database.clone(),
         transport: cfg.target.transport(),
     });
-    let plan = kind.plan();
-    // Query 0 is --query, query i > 0 is plan[i - 1]; `next` is the one to send next.
+    // The plan depends on the server's flavour, known from the greeting.
+    let mut plan: &[Step] = &[];
+    // Query 0 is --query, query i > 0 is plan[i - 1]; `next` is the one to send next, and
+    // `spelling` which of its statements is in flight.
     let mut next = 0;
-    let mut fell_back = false;
+    let mut spelling = 0;
     let mut value = None;
-    let mut results = Vec::with_capacity(plan.len());
+    let mut results = Vec::new();
     // The first ERR ends the check; QUIT still goes out.
     let mut failed = None;
     let mut buf = [0u8; 4096];
@@ -162,25 +230,34 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                 Ok(n) => session.feed(&buf[..n]),
                 Err(e) => return Err(Failure::Io(phase.get(), e)),
             },
-            Action::Ready if failed.is_none() && next <= plan.len() => {
+            Action::Ready if failed.is_none() && next == 0 => {
                 phase.set(Phase::Query);
-                let sql = if next == 0 { cfg.query.as_str() } else { plan[next - 1].sql };
+                let version = session.greeting().map_or("", |g| g.server_version.as_str());
+                plan = kind.plan(Flavor::from_version(version));
                 // Ready means the session takes a query.
-                let _ = session.query(sql);
+                let _ = session.query(&cfg.query);
+                next = 1;
+            }
+            Action::Ready if failed.is_none() && next <= plan.len() => {
+                let step = plan[next - 1];
+                let _ = session.query_keeping(step.sql[0], step.keep);
                 next += 1;
-                fell_back = false;
+                spelling = 0;
             }
             Action::Ready => session.quit(),
-            Action::Reply(reply) => match (next.saturating_sub(1), reply) {
+            Action::Reply(reply) => match (next - 1, reply) {
                 (0, Ok(rs)) => value = Some(first_value(&rs)),
                 (_, Ok(rs)) => results.push(rs),
-                (done, Err(e)) => match plan.get(done.wrapping_sub(1)).and_then(|s| s.fallback) {
-                    Some(sql) if done > 0 && !fell_back && e.code == ER_PARSE_ERROR => {
-                        let _ = session.query(sql);
-                        fell_back = true;
+                (done, Err(e)) => {
+                    let step = done.checked_sub(1).and_then(|i| plan.get(i));
+                    match step.and_then(|s| Some((s.sql.get(spelling + 1)?, s.keep))) {
+                        Some((sql, keep)) if e.code == ER_PARSE_ERROR => {
+                            let _ = session.query_keeping(sql, keep);
+                            spelling += 1;
+                        }
+                        _ => failed = Some(Failure::Query(e)),
                     }
-                    _ => failed = Some(Failure::Query(e)),
-                },
+                }
             },
             Action::Closed => break,
         }
@@ -197,18 +274,10 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
 /// The first column of the first row: `NULL` for SQL NULL, empty without rows.
 fn first_value(rs: &ResultSet) -> String {
     match rs.rows.first().and_then(|r| r.first()) {
-        Some(Some(v)) => printable(v),
+        Some(Some(v)) => printable(v, MAX_VALUE_LEN),
         Some(None) => "NULL".to_string(),
         None => String::new(),
     }
-}
-
-/// A value fit for a log line and an HTTP body: lossy UTF-8, no control characters, bounded.
-fn printable(raw: &[u8]) -> String {
-    String::from_utf8_lossy(&raw[..raw.len().min(MAX_VALUE_LEN)])
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 /// The answer to one request.
@@ -216,25 +285,36 @@ fn printable(raw: &[u8]) -> String {
 pub enum Verdict {
     /// Healthy: the first value of `--query`, and the profile's detail if it has one.
     Up { value: String, detail: Option<String> },
-    /// Not healthy, with the short public reason (a class or a failed condition).
+    /// Healthy, but the drain file exists: HTTP stays 200 so HAProxy keeps the sessions, and the
+    /// agent answers `drain` so it sends no new ones.
+    Draining { value: String, detail: Option<String> },
+    /// Not healthy, with the short public reason (a class or a failed condition): at most
+    /// [`MAX_VALUE_LEN`] bytes, no control characters. Build it with [`Verdict::down`].
     Down(String),
-    /// The force-fail file exists: the operator is draining this node.
-    Drain,
+    /// The force-fail file exists: a hard fail for HTTP and the agent alike.
+    ForceFail,
     /// The maintenance file exists.
     Maint,
 }
 
 impl Verdict {
-    pub fn is_up(&self) -> bool {
-        matches!(self, Verdict::Up { .. })
+    /// A down verdict whose reason is cut and cleaned: it may hold server text.
+    pub fn down(reason: &str) -> Verdict {
+        Verdict::Down(printable(reason.as_bytes(), MAX_VALUE_LEN))
     }
 
-    /// The metrics label: up, down, drain or maint.
+    /// Whether the database is healthy (draining or not).
+    pub fn is_up(&self) -> bool {
+        matches!(self, Verdict::Up { .. } | Verdict::Draining { .. })
+    }
+
+    /// The metrics label: up, drain, down, off (force-fail file) or maint.
     pub fn result(&self) -> &'static str {
         match self {
             Verdict::Up { .. } => "up",
+            Verdict::Draining { .. } => "drain",
             Verdict::Down(_) => "down",
-            Verdict::Drain => "drain",
+            Verdict::ForceFail => "off",
             Verdict::Maint => "maint",
         }
     }
@@ -243,8 +323,9 @@ impl Verdict {
     pub fn reason(&self) -> &str {
         match self {
             Verdict::Up { .. } => "",
+            Verdict::Draining { .. } => "draining (drain file present)",
             Verdict::Down(reason) => reason,
-            Verdict::Drain => "force-fail file present",
+            Verdict::ForceFail => "force-fail file present",
             Verdict::Maint => "maintenance file present",
         }
     }
@@ -255,6 +336,8 @@ impl fmt::Display for Verdict {
         match self {
             Verdict::Up { value, detail: Some(d) } => write!(f, "up: {value}, {d}"),
             Verdict::Up { value, detail: None } => write!(f, "up: {value}"),
+            Verdict::Draining { value, detail: Some(d) } => write!(f, "draining: {value}, {d}"),
+            Verdict::Draining { value, detail: None } => write!(f, "draining: {value}"),
             other => write!(f, "{}: {}", other.result(), other.reason()),
         }
     }
@@ -262,14 +345,39 @@ impl fmt::Display for Verdict {
 
 type Shared = Rc<Result<Gathered, Failure>>;
 
-/// Per profile kind: the lock that makes checks single-flight, and the last result.
+/// How much longer than `--timeout` a request may wait for a round trip another request
+/// started; that round trip is itself bounded by `--timeout` from its own start, so this only
+/// covers scheduling.
+const WAIT_MARGIN: Duration = Duration::from_millis(250);
+
+/// A database round trip in flight, shared by every request for its kind that arrives meanwhile.
+struct InFlight {
+    /// Set by the leader just before it finishes.
+    result: RefCell<Option<Shared>>,
+    /// Nothing is ever sent: the leader drops the sender when it is done (or dropped), which
+    /// wakes every waiter at once.
+    done: Receiver<()>,
+}
+
+/// Held by the request that runs a round trip: whether it finishes or is dropped, the slot is
+/// freed and the waiters are woken.
+struct Leader<'a> {
+    slot: &'a Slot,
+    _done: Sender<()>,
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        self.slot.inflight.borrow_mut().take();
+    }
+}
+
+/// Per profile kind: the round trip in flight, and the last result.
 #[derive(Default)]
 struct Slot {
-    lock: Mutex<()>,
-    /// When the last gather finished, and what it found.
+    inflight: RefCell<Option<Rc<InFlight>>>,
+    /// When the last round trip finished, and what it found.
     last: RefCell<Option<(Instant, Shared)>>,
-    /// Whether the last verdict for this kind was up, to log changes only.
-    was_up: Cell<Option<bool>>,
 }
 
 /// Answers check requests for every profile, sharing database work between them.
@@ -293,58 +401,84 @@ impl Checker {
 
     /// Judges `profile` now. The operator's files are read on every call, so a drain is never
     /// delayed by the cache or by a check in flight.
-    pub async fn check(&self, profile: Profile) -> (Verdict, Duration) {
+    pub async fn check(&self, profile: &Profile) -> (Verdict, Duration) {
         let start = Instant::now();
-        let slot = &self.slots[profile.kind().index()];
+        let kind = profile.kind();
+        // The detailed failure, for the log only: the public reason is its class.
+        let mut failure = None;
         let verdict = if self.cfg.maint_file.as_deref().is_some_and(|f| f.exists()) {
             Verdict::Maint
         } else if self.cfg.force_fail_file.exists() {
-            Verdict::Drain
+            Verdict::ForceFail
         } else {
-            let shared = self.gather(profile.kind(), start).await;
+            let shared = self.gather(kind, start).await;
             match &*shared {
                 Err(f) => {
-                    log::debug!("{} check failed: {f}", profile.kind().name());
-                    self.log_change(slot, profile.kind(), false, &|| f.to_string());
-                    self.metrics.check(profile.kind(), "down");
-                    return (Verdict::Down(f.class()), start.elapsed());
+                    let detail = printable(f.to_string().as_bytes(), 1024);
+                    log::debug!("{profile} check failed: {detail}");
+                    failure = Some(detail);
+                    Verdict::down(&f.class())
                 }
                 Ok(g) => match profile.judge(&g.results) {
+                    Ok(detail) if self.cfg.drain_file.exists() => Verdict::Draining { value: g.value.clone(), detail },
                     Ok(detail) => Verdict::Up { value: g.value.clone(), detail },
-                    Err(condition) => Verdict::Down(condition),
+                    Err(condition) => Verdict::down(&condition),
                 },
             }
         };
         let elapsed = start.elapsed();
-        self.metrics.check(profile.kind(), verdict.result());
-        log::debug!("{} check: {verdict} ({:.1} ms)", profile.kind().name(), elapsed.as_secs_f64() * 1000.0);
-        self.log_change(slot, profile.kind(), verdict.is_up(), &|| match &verdict {
-            Verdict::Up { value, detail } => {
-                format!("{value}{}", detail.as_ref().map(|d| format!(", {d}")).unwrap_or_default())
+        self.metrics.check(kind, verdict.result());
+        log::debug!("{profile} check: {verdict} ({:.1} ms)", elapsed.as_secs_f64() * 1000.0);
+        if matches!(verdict, Verdict::Up { .. } | Verdict::Draining { .. } | Verdict::Down(_)) {
+            let up = verdict.is_up();
+            if self.metrics.set_up(kind, &profile.to_string(), up) != Some(up) {
+                self.log_change(profile, &verdict, failure);
             }
-            other => other.reason().to_string(),
-        });
+        }
         (verdict, elapsed)
     }
 
-    /// One database round trip for `kind`, shared: a caller that arrives while one is in flight
-    /// waits for it instead of logging in again, and with `--cache-ms` a recent result is reused.
+    /// One database round trip for `kind`, shared: a request that arrives while one is in flight
+    /// waits for its result instead of logging in again (but never past its own arrival plus
+    /// `--timeout`), and with `--cache-ms` a recent result is reused.
     async fn gather(&self, kind: Kind, arrived: Instant) -> Shared {
         let slot = &self.slots[kind.index()];
-        let reusable = |arrived: Option<Instant>| {
-            let last = slot.last.borrow();
-            let (finished, result) = last.as_ref()?;
-            let fresh = finished.elapsed() < self.cfg.cache || arrived.is_some_and(|a| *finished >= a);
-            fresh.then(|| result.clone())
-        };
-        if let Some(hit) = reusable(None) {
-            return hit;
+        loop {
+            if let Some((finished, result)) = slot.last.borrow().as_ref() {
+                if finished.elapsed() < self.cfg.cache {
+                    return result.clone();
+                }
+            }
+            let inflight = slot.inflight.borrow().clone();
+            let Some(inflight) = inflight else {
+                return self.lead(slot, kind).await;
+            };
+            let limit = arrived + self.cfg.timeout + WAIT_MARGIN;
+            let woken = async {
+                let _ = inflight.done.recv().await;
+                true
+            };
+            let expired = async {
+                Timer::at(limit).await;
+                false
+            };
+            if !woken.or(expired).await {
+                return Rc::new(Err(Failure::Timeout(Phase::Wait, self.cfg.timeout)));
+            }
+            let result = inflight.result.borrow().clone();
+            if let Some(result) = result {
+                return result;
+            }
+            // The leader was dropped before it finished: the next one of us takes over.
         }
-        let _turn = slot.lock.lock().await;
-        // Whoever held the lock finished after we arrived: its answer is as new as ours would be.
-        if let Some(hit) = reusable(Some(arrived)) {
-            return hit;
-        }
+    }
+
+    /// Runs the round trip for `kind` that every request arriving meanwhile shares.
+    async fn lead(&self, slot: &Slot, kind: Kind) -> Shared {
+        let (tx, rx) = smol::channel::bounded(1);
+        let inflight = Rc::new(InFlight { result: RefCell::new(None), done: rx });
+        *slot.inflight.borrow_mut() = Some(inflight.clone());
+        let leader = Leader { slot, _done: tx };
         self.metrics.login();
         let started = Instant::now();
         // A clone, so that SIGHUP during the check cannot pull the password from under it.
@@ -356,19 +490,29 @@ impl Checker {
         let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         self.metrics.round_trip(finished - started, unix_now);
         *slot.last.borrow_mut() = Some((finished, result.clone()));
+        *inflight.result.borrow_mut() = Some(result.clone());
+        drop(leader);
         result
     }
 
-    fn log_change(&self, slot: &Slot, kind: Kind, up: bool, what: &dyn Fn() -> String) {
-        if slot.was_up.replace(Some(up)) == Some(up) {
-            return;
-        }
+    /// Logs a change of state for one request: up, or down with the detailed reason.
+    fn log_change(&self, profile: &Profile, verdict: &Verdict, failure: Option<String>) {
         let target = &self.cfg.target;
-        match (up, kind) {
-            (true, Kind::Default) => log::info!("{target} is up: {}", what()),
-            (false, Kind::Default) => log::warn!("{target} is down: {}", what()),
-            (true, kind) => log::info!("{target} is up as {}: {}", kind.name(), what()),
-            (false, kind) => log::warn!("{target} is down as {}: {}", kind.name(), what()),
+        let what = match (verdict, failure) {
+            (Verdict::Up { value, detail } | Verdict::Draining { value, detail }, _) => {
+                format!("{value}{}", detail.as_ref().map(|d| format!(", {d}")).unwrap_or_default())
+            }
+            (_, Some(failure)) => failure,
+            (other, None) => other.reason().to_string(),
+        };
+        let on = match profile {
+            Profile::Default => String::new(),
+            other => format!(" for {other}"),
+        };
+        if verdict.is_up() {
+            log::info!("{target} is up{on}: {what}");
+        } else {
+            log::warn!("{target} is down{on}: {what}");
         }
     }
 }

@@ -58,6 +58,11 @@ pub struct Args {
     #[argh(option)]
     pub maint_file: Option<PathBuf>,
 
+    /// while this file exists the agent answers "drain" (HAProxy keeps sessions, sends no new
+    /// ones) and HTTP checks stay 200 (default /dev/shm/proxydrain)
+    #[argh(option, default = "PathBuf::from(\"/dev/shm/proxydrain\")")]
+    pub drain_file: PathBuf,
+
     /// largest replica lag in seconds that /replica accepts, unless ?max_lag=N says otherwise
     /// (default 30)
     #[argh(option, default = "30")]
@@ -75,6 +80,11 @@ pub struct Args {
     /// address to serve the HAProxy agent-check protocol on, repeatable (default: off)
     #[argh(option)]
     pub agent_listen: Vec<String>,
+
+    /// the profile an agent connection checks when it sends no line (no agent-send), e.g.
+    /// /primary (default /)
+    #[argh(option, default = "String::from(\"/\")")]
+    pub agent_profile: String,
 
     /// only answer clients from this network (CIDR, e.g. 10.0.0.0/8 or 2001:db8::/32),
     /// repeatable; without it everyone may connect. Others are closed without a check
@@ -121,6 +131,13 @@ impl Target {
         if s.starts_with('/') {
             return Ok(Target::Unix(PathBuf::from(s)));
         }
+        // A bare port means the local server, as `--listen 9200` means all addresses.
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return match s.parse::<u16>() {
+                Ok(port) if port > 0 => Ok(Target::Tcp { host: "127.0.0.1".into(), port }),
+                _ => Err(bad()),
+            };
+        }
         if let Ok(ip) = s.parse::<IpAddr>() {
             return Ok(Target::Tcp { host: ip.to_string(), port: 3306 });
         }
@@ -141,7 +158,9 @@ impl Target {
         let bracketed = s.starts_with('[');
         let host_ok = !host.is_empty()
             && (bracketed || host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_'));
-        if !host_ok || port == 0 {
+        // Digits and dots only is an IPv4 address or a typo (10.0.0.256), never a DNS name.
+        let dotted_digits = host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        if !host_ok || port == 0 || (dotted_digits && host.parse::<std::net::Ipv4Addr>().is_err()) {
             return Err(bad());
         }
         Ok(Target::Tcp { host: host.to_string(), port })
@@ -188,6 +207,7 @@ pub struct CheckConfig {
     pub timeout: Duration,
     pub force_fail_file: PathBuf,
     pub maint_file: Option<PathBuf>,
+    pub drain_file: PathBuf,
     /// How long a verdict may be reused without a login (zero: only checks in flight are shared).
     pub cache: Duration,
     pub defaults: Defaults,
@@ -211,24 +231,56 @@ fn v6_bits(ip: IpAddr) -> u128 {
 }
 
 impl Cidr {
-    /// `ADDR/PREFIX`, or a bare address (a single host).
+    /// `ADDR/PREFIX`, or a bare address (a single host). A network with host bits set, or an
+    /// IPv4-mapped address with a prefix shorter than the mapping (`::ffff:10.0.0.0/8` reads as
+    /// `::/8`, which holds every IPv4 client), is refused with the network that was meant.
     pub fn parse(s: &str) -> Result<Cidr, ConfigError> {
-        let bad = || ConfigError::Allow(s.to_string());
+        let bad = |hint: String| ConfigError::Allow(s.to_string(), hint);
+        let syntax = || bad("expected an IP address or CIDR such as 10.0.0.0/8".into());
         let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a.parse::<IpAddr>().map_err(|_| bad())?, Some(p.parse::<u32>().map_err(|_| bad())?)),
-            None => (s.parse::<IpAddr>().map_err(|_| bad())?, None),
+            Some((a, p)) => {
+                let prefix = (!p.starts_with('+')).then(|| p.parse::<u32>().ok()).flatten().ok_or_else(syntax)?;
+                (a.parse::<IpAddr>().map_err(|_| syntax())?, Some(prefix))
+            }
+            None => (s.parse::<IpAddr>().map_err(|_| syntax())?, None),
         };
         let (max, offset) = if addr.is_ipv4() { (32, 96) } else { (128, 0) };
         let prefix = prefix.unwrap_or(max);
         if prefix > max {
-            return Err(bad());
+            return Err(bad(format!("the prefix is at most {max}")));
         }
-        Ok(Cidr { net: v6_bits(addr), prefix: prefix + offset })
+        if let IpAddr::V6(v6) = addr {
+            if let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix < 96) {
+                return Err(bad(format!(
+                    "an IPv4-mapped network needs a prefix of at least 96: write the IPv4 network, \
+                     e.g. {v4}/{}",
+                    prefix.min(32)
+                )));
+            }
+        }
+        let prefix = prefix + offset;
+        let net = v6_bits(addr);
+        let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+        if net & !mask != 0 {
+            let meant = Cidr { net: net & mask, prefix };
+            return Err(bad(format!("host bits are set: did you mean {meant}?")));
+        }
+        Ok(Cidr { net, prefix })
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
         let mask = u128::MAX.checked_shl(128 - self.prefix).unwrap_or(0);
         v6_bits(ip) & mask == self.net & mask
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v6 = std::net::Ipv6Addr::from(self.net);
+        match v6.to_ipv4_mapped() {
+            Some(v4) if self.prefix >= 96 => write!(f, "{v4}/{}", self.prefix - 96),
+            _ => write!(f, "{v6}/{}", self.prefix),
+        }
     }
 }
 
@@ -245,6 +297,8 @@ pub struct Config {
     pub password_file: Option<PathBuf>,
     /// The profile `--once` checks.
     pub profile: Profile,
+    /// The profile an agent connection checks when it sends no line.
+    pub agent_profile: Profile,
     pub check: CheckConfig,
     pub log_level: log::LevelFilter,
     pub once: bool,
@@ -261,20 +315,24 @@ pub enum ConfigError {
     Empty(&'static str),
     Profile(PathError),
     CacheMs(u64),
-    Allow(String),
+    /// The value, and what is wrong with it.
+    Allow(String, String),
     PasswordFileMode(PathBuf, u32),
+    /// A flag naming an operator file must name an absolute path.
+    RelativeFile(&'static str, PathBuf),
+    AgentProfile(PathError),
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::Listen(s) => {
-                write!(f, "invalid --listen \"{}\": expected IP:PORT, [IPv6]:PORT or PORT", s.escape_debug())
+                write!(f, "invalid --listen \"{}\": expected IP:PORT, [IPv6]:PORT or PORT (1-65535)", s.escape_debug())
             }
             ConfigError::Target(s) => {
                 write!(
                     f,
-                    "invalid --mysql \"{}\": expected host:port, [IPv6]:port or an absolute socket path",
+                    "invalid --mysql \"{}\": expected host:port, [IPv6]:port, a port, or an absolute socket path",
                     s.escape_debug()
                 )
             }
@@ -289,9 +347,11 @@ impl fmt::Display for ConfigError {
             ConfigError::PasswordFile(p, e) => write!(f, "cannot read --password-file {}: {e}", p.display()),
             ConfigError::Empty(flag) => write!(f, "{flag} must not be empty"),
             ConfigError::Profile(e) => write!(f, "invalid --profile: {e}; known: {PATHS}"),
-            ConfigError::Allow(s) => {
-                write!(f, "invalid --allow \"{}\": expected an IP address or CIDR such as 10.0.0.0/8", s.escape_debug())
+            ConfigError::Allow(s, hint) => write!(f, "invalid --allow \"{}\": {hint}", s.escape_debug()),
+            ConfigError::RelativeFile(flag, p) => {
+                write!(f, "invalid {flag} \"{}\": expected an absolute path", p.display().to_string().escape_debug())
             }
+            ConfigError::AgentProfile(e) => write!(f, "invalid --agent-profile: {e}; known: {PATHS}"),
             ConfigError::PasswordFileMode(p, mode) => write!(
                 f,
                 "--password-file {} is accessible by group or others (mode {mode:04o}); run chmod 600 on it",
@@ -306,10 +366,34 @@ impl std::error::Error for ConfigError {}
 
 /// A listen address: `IP:PORT`, `[IPv6]:PORT`, or a bare port on 0.0.0.0.
 pub fn parse_listen(s: &str) -> Result<SocketAddr, ConfigError> {
-    if let Ok(port) = s.parse::<u16>() {
-        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    let addr = match s.parse::<u16>() {
+        Ok(port) => SocketAddr::from(([0, 0, 0, 0], port)),
+        Err(_) => s.parse().map_err(|_| ConfigError::Listen(s.to_string()))?,
+    };
+    // Port 0 would bind a random port nobody knows to poll.
+    if addr.port() == 0 {
+        return Err(ConfigError::Listen(s.to_string()));
     }
-    s.parse().map_err(|_| ConfigError::Listen(s.to_string()))
+    Ok(addr)
+}
+
+/// A profile path with its query string, as `--profile` and `--agent-profile` take it.
+pub fn parse_profile(s: &str, defaults: Defaults) -> Result<Profile, PathError> {
+    let (path, query) = match s.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (s, None),
+    };
+    Profile::from_path(path, query, defaults)
+}
+
+/// An operator file must be an absolute path: a relative one would depend on the working
+/// directory, which systemd and xinetd set to `/`.
+fn operator_file(flag: &'static str, p: PathBuf) -> Result<PathBuf, ConfigError> {
+    if p.is_absolute() {
+        Ok(p)
+    } else {
+        Err(ConfigError::RelativeFile(flag, p))
+    }
 }
 
 /// Reads a password file: its content, less one trailing line ending. Like ssh with its keys,
@@ -341,11 +425,8 @@ impl Config {
         };
         let agent_listen = args.agent_listen.iter().map(|s| parse_listen(s)).collect::<Result<_, _>>()?;
         let defaults = Defaults { max_lag: args.max_lag, donor_ok: args.galera_donor_ok };
-        let (path, query) = match args.profile.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (args.profile.as_str(), None),
-        };
-        let profile = Profile::from_path(path, query, defaults).map_err(ConfigError::Profile)?;
+        let profile = parse_profile(&args.profile, defaults).map_err(ConfigError::Profile)?;
+        let agent_profile = parse_profile(&args.agent_profile, defaults).map_err(ConfigError::AgentProfile)?;
         if args.cache_ms > 3_600_000 {
             return Err(ConfigError::CacheMs(args.cache_ms));
         }
@@ -372,8 +453,9 @@ impl Config {
                 database: args.database.filter(|d| !d.is_empty()),
                 query: args.query,
                 timeout: Duration::from_millis(args.timeout),
-                force_fail_file: args.force_fail_file,
-                maint_file: args.maint_file,
+                force_fail_file: operator_file("--force-fail-file", args.force_fail_file)?,
+                maint_file: args.maint_file.map(|p| operator_file("--maint-file", p)).transpose()?,
+                drain_file: operator_file("--drain-file", args.drain_file)?,
                 cache: Duration::from_millis(args.cache_ms),
                 defaults,
             },
@@ -383,6 +465,7 @@ impl Config {
             password,
             password_file: args.password_file,
             profile,
+            agent_profile,
             log_level,
             once: args.once,
         })
@@ -408,6 +491,17 @@ mod tests {
         for bad in ["", ":3306", "db4:", "db4:99999", "db4:0", "[::1", "[nope]:1", "a b:1", "rel/path.sock", "a:b:80"] {
             assert!(Target::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_bare_port_is_the_local_server_and_bad_ipv4_is_no_dns_name() {
+        assert_eq!(Target::parse("3306").unwrap(), tcp("127.0.0.1", 3306));
+        assert_eq!(Target::parse("13306").unwrap(), tcp("127.0.0.1", 13306));
+        for bad in ["0", "65536", "10.0.0.256:3306", "10.0.0.256", "1.2.3:3306", "10.0.0.1.5:3306"] {
+            assert!(Target::parse(bad).is_err(), "{bad:?}");
+        }
+        // Names that merely start with digits are still names.
+        assert_eq!(Target::parse("1db.example:3306").unwrap(), tcp("1db.example", 3306));
         assert_eq!(tcp("::1", 3306).to_string(), "[::1]:3306");
     }
 
@@ -416,6 +510,9 @@ mod tests {
         assert_eq!(parse_listen("9200").unwrap(), "0.0.0.0:9200".parse().unwrap());
         assert_eq!(parse_listen("[::]:9201").unwrap(), "[::]:9201".parse().unwrap());
         assert!(parse_listen("localhost:9200").is_err());
+        for random_port in ["0", "0.0.0.0:0", "[::]:0"] {
+            assert!(parse_listen(random_port).is_err(), "{random_port}");
+        }
     }
 
     #[test]
@@ -431,13 +528,59 @@ mod tests {
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("192.0.2.1".parse().unwrap()));
         assert!(Cidr::parse("::/0").unwrap().contains("::1".parse().unwrap()));
         let mapped = Cidr::parse("::ffff:127.0.0.0/104").unwrap();
+        assert_eq!(mapped.to_string(), "127.0.0.0/8");
         assert!(mapped.contains("127.0.0.1".parse().unwrap()) && mapped.contains("::ffff:127.9.9.9".parse().unwrap()));
         assert!(!mapped.contains("128.0.0.1".parse().unwrap()));
         let host = Cidr::parse("127.0.0.1").unwrap();
         assert!(host.contains("127.0.0.1".parse().unwrap()) && !host.contains("127.0.0.2".parse().unwrap()));
-        for bad in ["10.0.0.0/33", "::/129", "nope", "10.0.0.0/", "/8"] {
+        for bad in ["10.0.0.0/33", "::/129", "nope", "10.0.0.0/", "/8", "10.0.0.0/+8"] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_mapped_ipv4_network_with_a_short_prefix_is_refused_with_the_network_meant() {
+        // Read as ::/8 it would hold every IPv4 client.
+        let e = Cidr::parse("::ffff:10.0.0.0/8").unwrap_err().to_string();
+        assert!(e.contains("10.0.0.0/8"), "{e}");
+        assert!(Cidr::parse("::ffff:0.0.0.0/96").unwrap().contains("127.0.0.1".parse().unwrap()));
+        assert!(Cidr::parse("::ffff:10.0.0.0/96").unwrap_err().to_string().contains("did you mean 0.0.0.0/0?"));
+        assert!(!Cidr::parse("::ffff:10.0.0.0/104").unwrap().contains("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_network_with_host_bits_set_is_refused_naming_the_network() {
+        let e = Cidr::parse("10.0.0.1/8").unwrap_err().to_string();
+        assert!(e.contains("did you mean 10.0.0.0/8?"), "{e}");
+        let e = Cidr::parse("2001:db8::1/32").unwrap_err().to_string();
+        assert!(e.contains("did you mean 2001:db8::/32?"), "{e}");
+        assert!(Cidr::parse("10.0.0.1").is_ok() && Cidr::parse("10.0.0.1/32").is_ok());
+    }
+
+    fn args(extra: &[&str]) -> Args {
+        Args::from_args(&["mysqlchk"], extra).expect("flags parse")
+    }
+
+    #[test]
+    fn operator_files_must_be_absolute() {
+        for flag in ["--force-fail-file", "--maint-file", "--drain-file"] {
+            for bad in ["", "proxyoff", "./proxyoff"] {
+                let e = Config::from_args(args(&[flag, bad]), None).unwrap_err().to_string();
+                assert!(e.contains(flag) && e.contains("absolute path"), "{e}");
+            }
+        }
+        let c = Config::from_args(args(&["--drain-file", "/run/drain"]), None).unwrap();
+        assert_eq!(c.check.drain_file, PathBuf::from("/run/drain"));
+        assert_eq!(Config::from_args(args(&[]), None).unwrap().check.drain_file, PathBuf::from("/dev/shm/proxydrain"));
+    }
+
+    #[test]
+    fn agent_profile_is_validated_at_start() {
+        let c = Config::from_args(args(&["--agent-profile", "/replica?max_lag=5"]), None).unwrap();
+        assert_eq!(c.agent_profile, Profile::Replica { max_lag: 5, channel: None });
+        assert_eq!(Config::from_args(args(&[]), None).unwrap().agent_profile, Profile::Default);
+        let e = Config::from_args(args(&["--agent-profile", "/primry"]), None).unwrap_err().to_string();
+        assert!(e.contains("--agent-profile"), "{e}");
     }
 
     #[test]

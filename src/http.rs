@@ -68,6 +68,9 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request>, Error> {
     let (Some(method), Some(target)) = (req.method, req.path) else {
         return Err(Error::Invalid("missing method or target"));
     };
+    // The asterisk form (`OPTIONS * HTTP/1.1`, HAProxy's own httpchk example) asks about the
+    // server as a whole: the default check.
+    let target = if target == "*" { "/" } else { target };
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q.to_string())),
         None => (target, None),
@@ -156,6 +159,12 @@ mod tests {
     #[test]
     fn haproxy_default_probe_parses_without_host() {
         let r = parse_request(HAPROXY_DEFAULT).unwrap().unwrap();
+        assert_eq!((r.method.as_str(), r.path.as_str(), r.query), ("OPTIONS", "/", None));
+    }
+
+    #[test]
+    fn asterisk_form_means_the_default_check() {
+        let r = parse_request(b"OPTIONS * HTTP/1.1\r\nHost: www\r\n\r\n").unwrap().unwrap();
         assert_eq!((r.method.as_str(), r.path.as_str(), r.query), ("OPTIONS", "/", None));
     }
 

@@ -54,12 +54,17 @@ fn main() -> ExitCode {
 /// One check, one line, Nagios exit codes: 0 OK, 2 CRITICAL.
 fn run_once(config: &Config) -> ExitCode {
     let checker = Checker::new(config.check.clone(), config.password.clone());
-    let (verdict, elapsed) = smol::block_on(checker.check(config.profile));
+    let (verdict, elapsed) = smol::block_on(checker.check(&config.profile));
     let ms = elapsed.as_secs_f64() * 1000.0;
     match verdict {
         Verdict::Up { value, detail } => {
             let detail = detail.map(|d| format!(", {d}")).unwrap_or_default();
             println!("OK - {value}{detail} ({ms:.1} ms)");
+            ExitCode::SUCCESS
+        }
+        Verdict::Draining { value, detail } => {
+            let detail = detail.map(|d| format!(", {d}")).unwrap_or_default();
+            println!("OK - {value}{detail}, draining ({ms:.1} ms)");
             ExitCode::SUCCESS
         }
         other => {

@@ -2,7 +2,7 @@
 //!
 //! Single-threaded like the rest of the daemon, so plain `Cell`s suffice. Time is passed in.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -11,8 +11,13 @@ use crate::profile::Kind;
 /// Upper bounds of the check duration histogram, in seconds.
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
-/// Results a check request can have.
-pub const RESULTS: [&str; 4] = ["up", "down", "drain", "maint"];
+/// Results a check request can have: healthy, healthy but draining (drain file), down, the
+/// force-fail file, the maintenance file.
+pub const RESULTS: [&str; 5] = ["up", "drain", "down", "off", "maint"];
+
+/// Distinct requests whose up/down state is kept (for the `mysqlchk_up` gauge and for logging
+/// changes); past it the oldest is forgotten, so clients cannot grow it.
+pub const MAX_TRACKED: usize = 32;
 
 /// HTTP status codes counted.
 const CODES: [u16; 5] = [200, 400, 404, 408, 503];
@@ -20,15 +25,15 @@ const CODES: [u16; 5] = [200, 400, 404, 408, 503];
 #[derive(Default)]
 pub struct Metrics {
     /// checks[kind][result]
-    checks: [[Cell<u64>; 4]; 4],
+    checks: [[Cell<u64>; RESULTS.len()]; 4],
     /// Histogram of database round trips: counts per bucket (cumulated at render), sum, count.
     buckets: [Cell<u64>; BUCKETS.len()],
     duration_sum: Cell<f64>,
     duration_count: Cell<u64>,
     logins: Cell<u64>,
     http: [Cell<u64>; CODES.len()],
-    /// The last verdict per kind: None before the first check.
-    up: [Cell<Option<bool>>; 4],
+    /// The last verdict per canonical request (`/replica?max_lag=10`), oldest first.
+    up: RefCell<Vec<(Kind, String, bool)>>,
     /// Unix time of the last finished database round trip.
     last_check: Cell<Option<f64>>,
 }
@@ -38,13 +43,20 @@ impl Metrics {
         if let Some(i) = RESULTS.iter().position(|r| *r == result) {
             bump(&self.checks[kind.index()][i]);
         }
-        if let Some(up) = match result {
-            "up" => Some(true),
-            "down" => Some(false),
-            _ => None,
-        } {
-            self.up[kind.index()].set(Some(up));
+    }
+
+    /// Records whether the last check of `request` (canonical form) passed; returns what the
+    /// one before said, `None` the first time.
+    pub fn set_up(&self, kind: Kind, request: &str, up: bool) -> Option<bool> {
+        let mut all = self.up.borrow_mut();
+        if let Some(entry) = all.iter_mut().find(|(_, r, _)| r == request) {
+            return Some(std::mem::replace(&mut entry.2, up));
         }
+        if all.len() >= MAX_TRACKED {
+            all.remove(0);
+        }
+        all.push((kind, request.to_string(), up));
+        None
     }
 
     /// A database round trip started (one login).
@@ -105,16 +117,25 @@ impl Metrics {
         for (i, code) in CODES.iter().enumerate() {
             let _ = writeln!(o, "mysqlchk_http_requests_total{{code=\"{code}\"}} {}", self.http[i].get());
         }
-        help(o, "mysqlchk_up", "gauge", "1 if the last check of the profile passed, 0 if it failed.");
-        for kind in Kind::ALL {
-            if let Some(up) = self.up[kind.index()].get() {
-                let _ = writeln!(o, "mysqlchk_up{{profile=\"{}\"}} {}", kind.name(), u8::from(up));
-            }
+        help(o, "mysqlchk_up", "gauge", "1 if the last check of the request passed, 0 if it failed.");
+        for (kind, request, up) in self.up.borrow().iter() {
+            let _ = writeln!(
+                o,
+                "mysqlchk_up{{profile=\"{}\",request=\"{}\"}} {}",
+                kind.name(),
+                label(request),
+                u8::from(*up)
+            );
         }
         help(o, "mysqlchk_last_check_timestamp_seconds", "gauge", "Unix time of the last database round trip.");
         let _ = writeln!(o, "mysqlchk_last_check_timestamp_seconds {}", self.last_check.get().unwrap_or(0.0));
         out
     }
+}
+
+/// A label value in the text format: backslash, double quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn bump(c: &Cell<u64>) {
@@ -134,6 +155,8 @@ mod tests {
         let m = Metrics::default();
         m.check(Kind::Default, "up");
         m.check(Kind::Replica, "down");
+        assert_eq!(m.set_up(Kind::Default, "/", true), None);
+        assert_eq!(m.set_up(Kind::Replica, "/replica?max_lag=10", false), None);
         m.login();
         m.round_trip(Duration::from_millis(3), 1_700_000_000.5);
         m.http(200);
@@ -146,12 +169,30 @@ mod tests {
         assert!(text.contains("mysqlchk_check_duration_seconds_bucket{le=\"+Inf\"} 1\n"));
         assert!(text.contains("mysqlchk_db_logins_total 1\n"));
         assert!(text.contains("mysqlchk_http_requests_total{code=\"200\"} 1\n"));
-        assert!(text.contains("mysqlchk_up{profile=\"default\"} 1\nmysqlchk_up{profile=\"replica\"} 0\n"));
-        assert!(!text.contains("profile=\"galera\"} 0\n") || !text.contains("mysqlchk_up{profile=\"galera\"}"));
+        assert!(text.contains(
+            "mysqlchk_up{profile=\"default\",request=\"/\"} 1\n\
+             mysqlchk_up{profile=\"replica\",request=\"/replica?max_lag=10\"} 0\n"
+        ));
+        assert!(!text.contains("mysqlchk_up{profile=\"galera\""));
         assert!(text.contains("mysqlchk_last_check_timestamp_seconds 1700000000.5\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
+    }
+
+    #[test]
+    fn up_state_is_kept_per_request_and_bounded() {
+        let m = Metrics::default();
+        // Two requests judged differently against one lag never overwrite each other's state.
+        for _ in 0..3 {
+            assert_ne!(m.set_up(Kind::Replica, "/replica?max_lag=10", false), Some(true));
+            assert_ne!(m.set_up(Kind::Replica, "/replica?max_lag=60", true), Some(false));
+        }
+        for i in 0..100 {
+            m.set_up(Kind::Replica, &format!("/replica?max_lag={i}"), true);
+        }
+        assert_eq!(m.up.borrow().len(), MAX_TRACKED);
+        assert!(label("a\"b\\c\nd") == "a\\\"b\\\\c\\nd");
     }
 }

@@ -24,13 +24,14 @@ use crate::profile::{PathError, Profile, PATHS};
 /// Connections served at once. Past it, the oldest connection still waiting for its request is
 /// closed to make room, and only when all are busy with checks is a new one refused.
 pub const MAX_CONNECTIONS: usize = 512;
-/// A client that sends nothing for this long is a silent client (telnet, a TCP check) and gets
-/// the default check, as the xinetd script answered without reading.
-pub const SILENT_WAIT: Duration = Duration::from_secs(1);
-/// A request head must be complete this long after accept, or the client gets 408.
+/// A client that sends nothing for this long is a silent client (telnet, a TCP check, an agent
+/// check without `agent-send`) and gets the default check (HTTP) or `--agent-profile` (agent).
+/// It outlasts the retransmission of a lost first segment (Linux's initial RTO is 1 s), so a
+/// request that was merely late is never answered with another profile's verdict.
+pub const SILENT_WAIT: Duration = Duration::from_millis(1500);
+/// A request head or agent line must be complete this long after accept. Once any byte of it has
+/// arrived we wait for the rest until then: never the default in its place.
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(3);
-/// How long an agent connection may take to send its `agent-send` line; then the default check.
-pub const AGENT_WAIT: Duration = Duration::from_millis(300);
 /// The longest `agent-send` line read.
 pub const AGENT_LINE_MAX: usize = 256;
 /// Time to write the response and drain the client before closing.
@@ -258,57 +259,79 @@ async fn accept_loop(ex: Rc<LocalExecutor<'static>>, listener: TcpListener, prot
 
 /// Serves one HTTP connection: read the head, check, answer, close gently.
 async fn serve_http(mut stream: TcpStream, peer: &str, server: &Server, admission: Option<&Admission>) {
-    let defaults = server.config.check.defaults;
-    let mut content_type = TEXT;
+    let accepted = Instant::now();
     let head = match admission {
         Some(a) => {
-            read_head(&mut stream)
+            read_head(&mut stream, accepted, true)
                 .or(async {
                     a.evicted().await;
                     Head::Evicted
                 })
                 .await
         }
-        None => read_head(&mut stream).await,
+        None => read_head(&mut stream, accepted, true).await,
     };
     if let Some(a) = admission {
         a.settled();
     }
-    let (status, body, head_only) = match head {
-        Head::Request(req) if req.path == "/metrics" => {
-            content_type = METRICS;
-            (Status::Ok, server.checker.metrics.render(), req.is_head())
-        }
-        Head::Request(req) => {
-            log::trace!("{peer}: {} {}", req.method, req.path);
-            match Profile::from_path(&req.path, req.query.as_deref(), defaults) {
-                Ok(profile) => {
-                    let (status, body) = check_response(server, profile).await;
-                    (status, body, req.is_head())
-                }
-                Err(e @ PathError::Unknown(_)) => {
-                    (Status::NotFound, format!("{e}.\r\nKnown profiles: {PATHS}\r\n"), req.is_head())
-                }
-                Err(e @ PathError::BadParameter(_)) => (Status::BadRequest, format!("{e}.\r\n"), req.is_head()),
+    let (status, content_type, body, head_only) = match head {
+        Head::Silent => {
+            let (status, body) = check_response(server, &Profile::Default).await;
+            // A request whose first segment came late, while the default check ran, is
+            // answered for what it asks.
+            if pending(&stream).await {
+                answer_head(read_head(&mut stream, accepted, false).await, peer, server).await
+            } else {
+                (status, TEXT, body, false)
             }
         }
-        Head::Silent => {
-            let (status, body) = check_response(server, Profile::Default).await;
-            (status, body, false)
-        }
-        Head::Bad(e) => {
-            log::debug!("{peer}: 400: {e}");
-            (Status::BadRequest, "Bad request.\r\n".to_string(), false)
-        }
-        Head::TimedOut => (Status::RequestTimeout, "Request timeout.\r\n".to_string(), false),
         Head::Gone => return,
         Head::Evicted => {
             log::debug!("{peer}: evicted while waiting for its request");
             return;
         }
+        head => answer_head(head, peer, server).await,
     };
     server.checker.metrics.http(status.code());
     respond(stream, peer, &http::render(status, content_type, &body, head_only)).await;
+}
+
+/// The status, content type, body and HEAD flag for a request head.
+async fn answer_head(head: Head, peer: &str, server: &Server) -> (Status, &'static str, String, bool) {
+    let defaults = server.config.check.defaults;
+    match head {
+        Head::Request(req) if req.path == "/metrics" => {
+            (Status::Ok, METRICS, server.checker.metrics.render(), req.is_head())
+        }
+        Head::Request(req) => {
+            log::trace!("{peer}: {} {}", req.method, req.path);
+            match Profile::from_path(&req.path, req.query.as_deref(), defaults) {
+                Ok(profile) => {
+                    let (status, body) = check_response(server, &profile).await;
+                    (status, TEXT, body, req.is_head())
+                }
+                Err(e @ PathError::Unknown(_)) => {
+                    (Status::NotFound, TEXT, format!("{e}.\r\nKnown profiles: {PATHS}\r\n"), req.is_head())
+                }
+                Err(e @ PathError::BadParameter(_)) => (Status::BadRequest, TEXT, format!("{e}.\r\n"), req.is_head()),
+            }
+        }
+        Head::Bad(e) => {
+            log::debug!("{peer}: 400: {e}");
+            (Status::BadRequest, TEXT, "Bad request.\r\n".to_string(), false)
+        }
+        // A silent client the second time round (after the default check) is a timeout too.
+        Head::TimedOut | Head::Silent | Head::Gone | Head::Evicted => {
+            (Status::RequestTimeout, TEXT, "Request timeout.\r\n".to_string(), false)
+        }
+    }
+}
+
+/// Whether the client has sent bytes that are waiting to be read (or closed), without reading
+/// them: one non-blocking peek.
+async fn pending(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(futures_lite::future::poll_once(stream.peek(&mut byte)).await, Some(Ok(1..)))
 }
 
 /// `--inetd`: one HTTP exchange on the socket xinetd or systemd (`Accept=yes`) passed as
@@ -343,68 +366,131 @@ pub async fn serve_inetd(server: &Server) -> io::Result<()> {
 }
 
 /// The status and body of a check, compatible with the xinetd script's.
-async fn check_response(server: &Server, profile: Profile) -> (Status, String) {
+async fn check_response(server: &Server, profile: &Profile) -> (Status, String) {
     match server.checker.check(profile).await.0 {
         Verdict::Up { value, detail } => {
             let detail = detail.map(|d| format!("{d}\r\n")).unwrap_or_default();
             (Status::Ok, format!("MySQL is running.\r\n{value}\r\n{detail}"))
         }
+        // Still 200: HAProxy must keep the sessions; the agent stops new ones.
+        Verdict::Draining { value, detail } => {
+            let detail = detail.map(|d| format!("{d}\r\n")).unwrap_or_default();
+            (Status::Ok, format!("MySQL is running.\r\n{value}\r\n{detail}draining (drain file present)\r\n"))
+        }
         other => (Status::ServiceUnavailable, format!("MySQL is *down*.\r\n{}\r\n", other.reason())),
     }
 }
 
-/// Serves one agent-check connection: read the optional `agent-send` line, answer one line.
-async fn serve_agent(mut stream: TcpStream, peer: &str, server: &Server, admission: &Admission) {
-    let line = async {
+/// What an agent connection sent.
+enum AgentLine {
+    /// A complete line (newline, or end of input after some bytes).
+    Line(Vec<u8>),
+    /// Nothing within [`SILENT_WAIT`]: HAProxy without `agent-send`.
+    Silent,
+    /// Some bytes but no end of line by [`HEAD_DEADLINE`], or more than [`AGENT_LINE_MAX`] bytes.
+    Incomplete,
+    /// Closed before sending anything.
+    Gone,
+}
+
+/// Reads the optional `agent-send` line; `silent_ok` lets a client that sends nothing be
+/// [`AgentLine::Silent`].
+async fn read_agent_line(stream: &mut TcpStream, accepted: Instant, silent_ok: bool) -> AgentLine {
+    let received = Cell::new(0usize);
+    let reading = async {
         let mut buf = Vec::with_capacity(64);
         let mut chunk = [0u8; 64];
-        while !buf.contains(&b'\n') && buf.len() < AGENT_LINE_MAX {
+        loop {
             match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
+                Ok(0) | Err(_) if buf.is_empty() => return AgentLine::Gone,
+                Ok(0) | Err(_) => return AgentLine::Line(buf),
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
+            received.set(buf.len());
+            if let Some(end) = buf.iter().position(|&b| b == b'\n') {
+                buf.truncate(end);
+                return AgentLine::Line(buf);
+            }
+            if buf.len() > AGENT_LINE_MAX {
+                return AgentLine::Incomplete;
+            }
         }
-        buf
     };
-    let silent = async {
-        Timer::after(AGENT_WAIT).await;
-        Some(Vec::new())
+    let deadline = async {
+        if silent_ok {
+            Timer::at(accepted + SILENT_WAIT).await;
+            if received.get() == 0 {
+                return AgentLine::Silent;
+            }
+        }
+        Timer::at(accepted + HEAD_DEADLINE).await;
+        AgentLine::Incomplete
     };
+    reading.or(deadline).await
+}
+
+/// Serves one agent-check connection: read the optional `agent-send` line, answer one line.
+async fn serve_agent(mut stream: TcpStream, peer: &str, server: &Server, admission: &Admission) {
+    let accepted = Instant::now();
     let evicted = async {
         admission.evicted().await;
         None
     };
-    let Some(line) = async { Some(line.await) }.or(silent).or(evicted).await else {
+    let Some(line) = async { Some(read_agent_line(&mut stream, accepted, true).await) }.or(evicted).await else {
         log::debug!("{peer}: evicted while waiting for its agent line");
         return;
     };
     admission.settled();
-    let reply = agent_reply(server, &line).await;
-    log::trace!("{peer}: agent \"{}\" -> {}", String::from_utf8_lossy(&line).trim().escape_debug(), reply.trim_end());
+    let reply = match line {
+        AgentLine::Line(line) => agent_reply(server, &line).await,
+        AgentLine::Silent => {
+            let reply = agent_verdict(server, &server.config.agent_profile).await;
+            // An `agent-send` line that came late, while that check ran, is answered for what
+            // it asks.
+            if pending(&stream).await {
+                match read_agent_line(&mut stream, accepted, false).await {
+                    AgentLine::Line(line) => agent_reply(server, &line).await,
+                    _ => INCOMPLETE_AGENT_LINE.to_string(),
+                }
+            } else {
+                reply
+            }
+        }
+        AgentLine::Incomplete => INCOMPLETE_AGENT_LINE.to_string(),
+        AgentLine::Gone => return,
+    };
+    log::trace!("{peer}: agent -> {}", reply.trim_end());
     respond(stream, peer, reply.as_bytes()).await;
 }
 
-/// The agent's one-line answer (HAProxy configuration manual, "agent-check"): `up ready` when
-/// healthy, `down #reason` when not, `drain` for the force-fail file, `maint` for the
-/// maintenance file. The line names a profile path (`/replica?max_lag=10` or `replica`).
+/// The answer to a partial `agent-send` line: never another profile's verdict.
+const INCOMPLETE_AGENT_LINE: &str = "down #incomplete agent-send line (it must end with \\n)\n";
+
+/// The agent's one-line answer for a line naming a profile path (`/replica?max_lag=10` or
+/// `replica`); an empty line means `--agent-profile`.
 async fn agent_reply(server: &Server, line: &[u8]) -> String {
     let line = String::from_utf8_lossy(line);
     let line = line.trim();
-    let target = if line.is_empty() || line.starts_with('/') { line.to_string() } else { format!("/{line}") };
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (target.as_str(), None),
-    };
-    let profile =
-        match Profile::from_path(if path.is_empty() { "/" } else { path }, query, server.config.check.defaults) {
-            Ok(p) => p,
-            Err(e) => return format!("down #{}\n", sanitize(&e.to_string())),
-        };
+    if line.is_empty() {
+        return agent_verdict(server, &server.config.agent_profile).await;
+    }
+    let target = if line.starts_with('/') { line.to_string() } else { format!("/{line}") };
+    match crate::config::parse_profile(&target, server.config.check.defaults) {
+        Ok(profile) => agent_verdict(server, &profile).await,
+        Err(e) => format!("down #{}\n", sanitize(&e.to_string())),
+    }
+}
+
+/// The agent's answer for `profile` (HAProxy configuration manual, "agent-check"): `up ready`
+/// when healthy, `up drain` when healthy and the drain file exists (no new sessions, existing
+/// ones kept), `down #reason` when not healthy or the force-fail file exists, `maint` for the
+/// maintenance file.
+async fn agent_verdict(server: &Server, profile: &Profile) -> String {
     match server.checker.check(profile).await.0 {
         Verdict::Up { .. } => "up ready\n".to_string(),
-        Verdict::Drain => "drain\n".to_string(),
+        Verdict::Draining { .. } => "up drain\n".to_string(),
         Verdict::Maint => "maint\n".to_string(),
-        Verdict::Down(reason) => format!("down #{}\n", sanitize(&reason)),
+        other => format!("down #{}\n", sanitize(other.reason())),
     }
 }
 
@@ -451,7 +537,8 @@ enum Head {
     Evicted,
 }
 
-async fn read_head(stream: &mut TcpStream) -> Head {
+/// Reads one request head; `silent_ok` lets a client that sends nothing be [`Head::Silent`].
+async fn read_head(stream: &mut TcpStream, accepted: Instant, silent_ok: bool) -> Head {
     let received = Cell::new(0usize);
     let reading = async {
         let mut buf = Vec::with_capacity(512);
@@ -470,12 +557,14 @@ async fn read_head(stream: &mut TcpStream) -> Head {
         }
     };
     let deadline = async {
-        Timer::after(SILENT_WAIT).await;
-        if received.get() == 0 {
-            return Head::Silent;
+        if silent_ok {
+            Timer::at(accepted + SILENT_WAIT).await;
+            if received.get() == 0 {
+                return Head::Silent;
+            }
         }
         // A slow client gets the rest of the head deadline.
-        Timer::after(HEAD_DEADLINE - SILENT_WAIT).await;
+        Timer::at(accepted + HEAD_DEADLINE).await;
         Head::TimedOut
     };
     reading.or(deadline).await

@@ -142,10 +142,11 @@ fn write_mode(path: &Path, text: &str, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// `--mysql`, `--user`, `--timeout` and a force-fail file in `dir` (never /dev/shm/proxyoff).
+/// `--mysql`, `--user`, `--timeout`, and force-fail and drain files in `dir` (never the ones in
+/// /dev/shm).
 fn check_flags(mysql: &str, user: &str, dir: &TempDir) -> Vec<String> {
-    let off = dir.join("proxyoff");
-    ["--mysql", mysql, "--user", user, "--timeout", TIMEOUT_MS, "--force-fail-file", off.to_str().unwrap()]
+    let (off, drain) = (dir.path("proxyoff"), dir.path("proxydrain"));
+    ["--mysql", mysql, "--user", user, "--timeout", TIMEOUT_MS, "--force-fail-file", &off, "--drain-file", &drain]
         .map(String::from)
         .to_vec()
 }
@@ -628,6 +629,11 @@ fn metrics_count_checks_and_logins() {
     fs::write(dir.join("proxyoff"), "").unwrap();
     assert_eq!(d.get("/").status, 503, "force-fail");
     fs::remove_file(dir.join("proxyoff")).unwrap();
+    fs::write(dir.join("proxydrain"), "").unwrap();
+    let draining = d.get("/");
+    assert_eq!(draining.status, 200, "draining stays 200: {draining:?}");
+    assert!(draining.body.contains("draining"), "{draining:?}");
+    fs::remove_file(dir.join("proxydrain")).unwrap();
     assert_eq!(d.get("/nope").status, 404);
     assert_eq!(d.request(b"NOT HTTP\r\n\r\n").status, 400);
 
@@ -637,28 +643,29 @@ fn metrics_count_checks_and_logins() {
     let s = parse_prometheus(&m.body);
     let text = &m.body;
     assert_eq!(sample(&s, r#"mysqlchk_checks_total{profile="default",result="up"}"#), 3.0, "{text}");
+    assert_eq!(sample(&s, r#"mysqlchk_checks_total{profile="default",result="off"}"#), 1.0, "{text}");
     assert_eq!(sample(&s, r#"mysqlchk_checks_total{profile="default",result="drain"}"#), 1.0, "{text}");
     assert_eq!(sample(&s, r#"mysqlchk_checks_total{profile="default",result="down"}"#), 0.0, "{text}");
-    // The drained check never logged in.
-    assert_eq!(sample(&s, "mysqlchk_db_logins_total"), 3.0, "{text}");
-    assert_eq!(sample(&s, "mysqlchk_check_duration_seconds_count"), 3.0, "{text}");
-    assert_eq!(sample(&s, r#"mysqlchk_check_duration_seconds_bucket{le="+Inf"}"#), 3.0, "{text}");
+    // The forced-off check never logged in; the draining one did.
+    assert_eq!(sample(&s, "mysqlchk_db_logins_total"), 4.0, "{text}");
+    assert_eq!(sample(&s, "mysqlchk_check_duration_seconds_count"), 4.0, "{text}");
+    assert_eq!(sample(&s, r#"mysqlchk_check_duration_seconds_bucket{le="+Inf"}"#), 4.0, "{text}");
     let buckets: Vec<f64> =
         s.iter().filter(|(k, _)| k.starts_with("mysqlchk_check_duration_seconds_bucket")).map(|(_, v)| *v).collect();
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "buckets not cumulative: {text}");
     assert!(sample(&s, "mysqlchk_check_duration_seconds_sum") > 0.0, "{text}");
     // This /metrics request is counted after it is rendered.
-    assert_eq!(sample(&s, r#"mysqlchk_http_requests_total{code="200"}"#), 3.0, "{text}");
+    assert_eq!(sample(&s, r#"mysqlchk_http_requests_total{code="200"}"#), 4.0, "{text}");
     assert_eq!(sample(&s, r#"mysqlchk_http_requests_total{code="503"}"#), 1.0, "{text}");
     assert_eq!(sample(&s, r#"mysqlchk_http_requests_total{code="404"}"#), 1.0, "{text}");
     assert_eq!(sample(&s, r#"mysqlchk_http_requests_total{code="400"}"#), 1.0, "{text}");
-    assert_eq!(sample(&s, r#"mysqlchk_up{profile="default"}"#), 1.0, "{text}");
+    assert_eq!(sample(&s, r#"mysqlchk_up{profile="default",request="/"}"#), 1.0, "{text}");
     let last = sample(&s, "mysqlchk_last_check_timestamp_seconds");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     assert!(started - 1.0 <= last && last <= now + 1.0, "last check at {last}, test ran {started}..{now}");
 
     let again = parse_prometheus(&d.get("/metrics").body);
-    assert_eq!(sample(&again, r#"mysqlchk_http_requests_total{code="200"}"#), 4.0);
+    assert_eq!(sample(&again, r#"mysqlchk_http_requests_total{code="200"}"#), 5.0);
 }
 
 // --- SIGTERM ----------------------------------------------------------------------------------

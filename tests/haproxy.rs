@@ -182,24 +182,96 @@ fn agent_addr() -> SocketAddr {
     format!("127.0.0.1:{}", free_port()).parse().unwrap()
 }
 
+/// A MySQL session through HAProxy's frontend on `port`: the `mariadb` client reading SQL from a
+/// pipe, one tab-separated row per line.
+struct Session {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Session {
+    fn open(port: u16) -> Session {
+        let mut child = Command::new("mariadb")
+            .args(["--no-defaults", "-h", "127.0.0.1", "-P", &port.to_string(), "-u", "haproxy", "-phapass"])
+            .args(["-B", "-N", "-n", "--connect-timeout=10"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the mariadb client");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Session { child, lines }
+    }
+
+    /// Runs `select 'word'` on the session; true if the answer came back.
+    fn ask(&mut self, word: &str) -> bool {
+        let sent = self.child.stdin.as_mut().unwrap().write_all(format!("select '{word}';\n").as_bytes());
+        sent.is_ok() && self.lines.recv_timeout(Duration::from_secs(10)).is_ok_and(|l| l == word)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
-fn agent_check_drains_on_force_fail_and_recovers() {
+fn httpchk_with_agent_drain_keeps_sessions_then_force_fail_cuts_them() {
+    // The README's agent recipe: httpchk and agent-check together. The drain file makes the
+    // agent say drain while the HTTP check stays 200, so HAProxy shows DRAIN and keeps the
+    // sessions; 0.1 had only the force-fail file, which failed the HTTP check too (DOWN, and
+    // on-marked-down shutdown-sessions cut the very sessions a drain should keep).
     let db = shared();
     let dir = TempDir::new("haproxy");
     let agent = agent_addr();
-    let _d = daemon(db, &dir, &["--agent-listen", &agent.to_string()]);
-    // The health check is a plain TCP connect to MariaDB; the agent alone says drain, so the
-    // force-fail file takes new traffic away without marking the server DOWN.
-    let server = format!("check {CHECK} agent-check agent-port {} agent-inter 300ms", agent.port());
-    let h = HaProxy::start(&dir, &listen("mysql", "", db.port, &server));
-    h.wait_for("mysql", "db", "UP", Some("L4OK"));
+    let drain = dir.path("drain");
+    let d = daemon(db, &dir, &["--agent-listen", &agent.to_string(), "--drain-file", &drain]);
+    let server = format!(
+        "check port {} {CHECK} agent-check agent-port {} agent-inter 300ms on-marked-down shutdown-sessions",
+        d.addr.port(),
+        agent.port()
+    );
+    let proxy = listen("mysql", "    option httpchk\n", db.port, &server);
+    let frontend: u16 = proxy.split("bind 127.0.0.1:").nth(1).unwrap().split('\n').next().unwrap().parse().unwrap();
+    let h = HaProxy::start(&dir, &proxy);
+    h.wait_for("mysql", "db", "UP", Some("L7OK"));
     wait_for_agent(&h, "L7OK");
+    let mut session = Session::open(frontend);
+    assert!(session.ask("before"), "no session through HAProxy");
+
+    fs::write(&drain, "").unwrap();
+    // HAProxy names who set the admin state: the agent; the HTTP check stays L7OK.
+    h.wait_for("mysql", "db", "DRAIN (agent)", Some("L7OK"));
+    assert!(session.ask("draining"), "the drain cut the session");
 
     fs::write(dir.path("off"), "").unwrap();
-    // HAProxy names who set the admin state: the agent.
-    h.wait_for("mysql", "db", "DRAIN (agent)", None);
+    h.wait_for("mysql", "db", "DOWN", Some("L7STS"));
+    assert!(!session.ask("down"), "DOWN with shutdown-sessions must cut the session");
+
     fs::remove_file(dir.path("off")).unwrap();
-    h.wait_for("mysql", "db", "UP", None);
+    fs::remove_file(&drain).unwrap();
+    h.wait_for("mysql", "db", "UP", Some("L7OK"));
+}
+
+#[test]
+fn httpchk_options_asterisk_from_the_haproxy_manual_is_up() {
+    // The example in HAProxy's own manual; 0.1 answered 404 to the asterisk form.
+    let db = shared();
+    let dir = TempDir::new("haproxy");
+    let d = daemon(db, &dir, &[]);
+    let server = format!("check port {} {CHECK}", d.addr.port());
+    let option = "    option httpchk OPTIONS * HTTP/1.1\\r\\nHost:\\ www\n";
+    let h = HaProxy::start(&dir, &listen("mysql", option, db.port, &server));
+    h.wait_for("mysql", "db", "UP", Some("L7OK"));
 }
 
 /// Waits until the agent has answered at least once with `agent_status`.

@@ -351,11 +351,11 @@ fn agent(addr: SocketAddr, line: &str) -> String {
 }
 
 #[test]
-fn agent_answers_up_ready_drain_and_maint_from_the_operator_files() {
+fn agent_answers_up_ready_up_drain_down_and_maint_from_the_operator_files() {
     let db = shared();
     let dir = TempDir::new("profiles");
-    let maint = dir.path("maint");
-    let (_d, addr) = agent_daemon(&db.addr(), "hapass", &dir, &["--maint-file", &maint]);
+    let (maint, drain) = (dir.path("maint"), dir.path("drain"));
+    let (_d, addr) = agent_daemon(&db.addr(), "hapass", &dir, &["--maint-file", &maint, "--drain-file", &drain]);
     // HAProxy without agent-send says nothing: the agent answers the default check.
     assert_eq!(agent(addr, ""), "up ready\n");
     assert_eq!(agent(addr, "primary\n"), "up ready\n");
@@ -363,8 +363,16 @@ fn agent_answers_up_ready_drain_and_maint_from_the_operator_files() {
     let replica = agent(addr, "replica?max_lag=10\n");
     assert_eq!(replica, "down #not a replica\n");
 
+    // The drain file: healthy but no new sessions; a broken profile is still down.
+    std::fs::write(&drain, "").unwrap();
+    assert_eq!(agent(addr, ""), "up drain\n");
+    assert_eq!(agent(addr, "replica\n"), "down #not a replica\n");
+    std::fs::remove_file(&drain).unwrap();
+    assert_eq!(agent(addr, ""), "up ready\n");
+
+    // The force-fail file is a hard fail.
     std::fs::write(dir.path("off"), "").unwrap();
-    assert_eq!(agent(addr, ""), "drain\n");
+    assert_eq!(agent(addr, ""), "down #force-fail file present\n");
     std::fs::remove_file(dir.path("off")).unwrap();
     assert_eq!(agent(addr, ""), "up ready\n");
 

@@ -165,6 +165,8 @@ pub struct Scenario {
     pub rules: Vec<(String, Reply)>,
     pub hostile: Option<Hostile>,
     pub server_version: String,
+    /// How long every query waits before its answer (a slow server).
+    pub query_delay: Duration,
 }
 
 impl Scenario {
@@ -179,6 +181,7 @@ impl Scenario {
             rules: Vec::new(),
             hostile: None,
             server_version: "8.4.0-fake".into(),
+            query_delay: Duration::ZERO,
         }
     }
 
@@ -200,6 +203,19 @@ impl Scenario {
     /// Answers queries containing `sql` with `reply` (see [`Scenario::rules`]).
     pub fn on(mut self, sql: &str, reply: Reply) -> Scenario {
         self.rules.push((sql.into(), reply));
+        self
+    }
+
+    /// Answers every query after `delay`.
+    pub fn delay(mut self, delay: Duration) -> Scenario {
+        self.query_delay = delay;
+        self
+    }
+
+    /// The version string the greeting carries (e.g. a MariaDB one, which changes the
+    /// statements mysqlchk sends).
+    pub fn version(mut self, version: &str) -> Scenario {
+        self.server_version = version.into();
         self
     }
 
@@ -825,6 +841,7 @@ impl Session {
             Some(Hostile::Stream200MB) => return self.stream(200_000_000),
             _ => {}
         }
+        thread::sleep(self.scenario.query_delay);
         let sql = sql.to_ascii_lowercase();
         let rule = self.scenario.rules.iter().find(|(text, _)| sql.contains(&text.to_ascii_lowercase()));
         match rule.map_or(&self.scenario.reply, |(_, reply)| reply).clone() {

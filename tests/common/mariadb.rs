@@ -52,6 +52,8 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// A running (or stopped) MariaDB owned by one test or shared by several.
 pub struct MariaDb {
     pub port: u16,
+    /// Server options after the defaults (later ones win), e.g. `--log-bin`.
+    extra: Vec<String>,
     pub socket: PathBuf,
     /// The temp dir holding datadir, socket, pid file, error log and init file.
     pub dir: PathBuf,
@@ -63,6 +65,12 @@ impl MariaDb {
     /// Creates a fresh datadir in a unique temp dir and starts a server on a free port; it
     /// accepts logins when this returns.
     pub fn start() -> MariaDb {
+        MariaDb::start_with(&[])
+    }
+
+    /// [`MariaDb::start`] with extra server options, e.g. `--log-bin` and `--server-id=1` for a
+    /// replication source.
+    pub fn start_with(extra: &[&str]) -> MariaDb {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("mysqlchk-mariadb-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -96,7 +104,9 @@ impl MariaDb {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let mut db = MariaDb { port: 0, socket: dir.join("mariadbd.sock"), dir, child: None, reaper: Some(reaper) };
+        let extra = extra.iter().map(|a| a.to_string()).collect();
+        let mut db =
+            MariaDb { port: 0, extra, socket: dir.join("mariadbd.sock"), dir, child: None, reaper: Some(reaper) };
         // The port is only free "a moment ago"; another test may grab it before mariadbd binds,
         // in which case mariadbd exits and we pick another.
         for attempt in 1..=PORT_ATTEMPTS {
@@ -225,6 +235,7 @@ impl MariaDb {
                 "--performance-schema=OFF",
                 "--max-connections=500",
             ])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -90,6 +90,11 @@ impl Daemon {
     /// Starts mysqlchk listening on a free port with `args` (and `--listen`), the password (if
     /// any) in MYSQLCHK_PASSWORD, and waits until it accepts connections.
     pub fn start(args: &[&str], password: Option<&str>) -> Daemon {
+        Daemon::start_logging(args, password, None)
+    }
+
+    /// [`Daemon::start`], with stderr (the log) written to `log` when given.
+    pub fn start_logging(args: &[&str], password: Option<&str>, log: Option<&std::path::Path>) -> Daemon {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut cmd = mysqlchk();
@@ -98,7 +103,11 @@ impl Daemon {
         if let Some(pw) = password {
             cmd.env("MYSQLCHK_PASSWORD", pw);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create daemon log")),
+            None => Stdio::inherit(),
+        };
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
         let mut child = cmd.spawn().expect("spawn mysqlchk");
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(addr).is_err() {
