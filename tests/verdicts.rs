@@ -163,21 +163,6 @@ fn single_flight_waiters_are_answered_when_the_round_trip_in_flight_ends() {
 
 // --- 3. multi-source replication ------------------------------------------------------------
 
-/// A replication source: binlog on, a `repl` user.
-fn source() -> MariaDb {
-    let db = MariaDb::start_with(&["--log-bin=binlog", "--server-id=1"]);
-    db.sql("CREATE USER IF NOT EXISTS 'repl'@'%' IDENTIFIED BY 'replpw'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'");
-    db
-}
-
-/// `CHANGE MASTER [name] TO` the given port, then START SLAVE.
-fn replicate(replica: &MariaDb, connection: &str, port: u16) {
-    replica.sql(&format!(
-        "CHANGE MASTER '{connection}' TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, MASTER_USER='repl', \
-         MASTER_PASSWORD='replpw', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos; START SLAVE '{connection}'"
-    ));
-}
-
 fn until(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ok() {
@@ -188,7 +173,7 @@ fn until(what: &str, mut ok: impl FnMut() -> bool) {
 
 #[test]
 fn every_connection_of_a_multi_source_mariadb_replica_is_judged() {
-    let primary = source();
+    let primary = MariaDb::replication_source(&[]);
     let replica = MariaDb::start_with(&["--server-id=2"]);
     let dir = TempDir::new("verdicts");
     let target = replica.addr();
@@ -200,7 +185,7 @@ fn every_connection_of_a_multi_source_mariadb_replica_is_judged() {
 
     // A healthy named connection alone: SHOW REPLICA STATUS shows nothing (0.1 said "not a
     // replica"); SHOW ALL REPLICAS STATUS shows it.
-    replicate(&replica, "a", primary.port);
+    replica.replicate("a", primary.port);
     until("connection a running", || d.get("/replica").status == 200);
     // One connection: no channel count (the lag itself may be a few seconds while it catches up).
     until("connection a caught up", || d.get("/replica?max_lag=10").status == 200);
@@ -212,8 +197,8 @@ fn every_connection_of_a_multi_source_mariadb_replica_is_judged() {
     // The source moves to the default connection, and a named one is broken: 0.1 judged the
     // default alone and said 200.
     replica.sql("STOP SLAVE 'a'; RESET SLAVE 'a' ALL");
-    replicate(&replica, "", primary.port);
-    replicate(&replica, "b", free_port());
+    replica.replicate("", primary.port);
+    replica.replicate("b", free_port());
     until("the default connection running", || d.get("/replica?channel=").status == 200);
     let r = d.get("/replica");
     assert_eq!(r.status, 503, "{r:?}");

@@ -120,6 +120,26 @@ impl MariaDb {
         unreachable!()
     }
 
+    /// A replication source: binary log on, server id 1, and a `repl`/`replpw` user allowed to
+    /// replicate.
+    pub fn replication_source(extra: &[&str]) -> MariaDb {
+        let db = MariaDb::start_with(&[&["--log-bin=binlog", "--server-id=1"], extra].concat());
+        db.sql(
+            "CREATE USER IF NOT EXISTS 'repl'@'%' IDENTIFIED BY 'replpw'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'",
+        );
+        db
+    }
+
+    /// Replicates from the [`MariaDb::replication_source`] on `port` through the named
+    /// `connection` ("" is the default one), by GTID; returns once it is started, not caught up.
+    /// The replica needs a `--server-id` of its own.
+    pub fn replicate(&self, connection: &str, port: u16) {
+        self.sql(&format!(
+            "CHANGE MASTER '{connection}' TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, MASTER_USER='repl', \
+             MASTER_PASSWORD='replpw', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos; START SLAVE '{connection}'"
+        ));
+    }
+
     /// "127.0.0.1:PORT", for `--mysql`.
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)

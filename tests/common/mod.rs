@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod haproxy;
 pub mod mariadb;
 
 use std::io::{Read, Write};
