@@ -240,7 +240,8 @@ struct Xinetd {
 impl Xinetd {
     /// Serves the shipped scripts/mysqlchk.xinetd with these changes: a free port on 127.0.0.1,
     /// the binary under test, `server_args` and `env`, root as the user (`nobody` may not reach
-    /// the build tree), and `type = UNLISTED` (the port is not in /etc/services).
+    /// the build tree), bound to 127.0.0.1. The shipped `type = UNLISTED` lets the port differ
+    /// from /etc/services.
     fn start(dir: &TempDir, server_args: &str, env: &str) -> Xinetd {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -259,7 +260,7 @@ impl Xinetd {
                     conf += "\tuser = root\n";
                 }
             } else if line.trim() == "}" {
-                conf += "\ttype = UNLISTED\n\tbind = 127.0.0.1\n}\n";
+                conf += "\tbind = 127.0.0.1\n}\n";
             } else {
                 conf += line;
                 conf.push('\n');
