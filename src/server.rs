@@ -396,37 +396,19 @@ enum AgentLine {
 /// Reads the optional `agent-send` line; `silent_ok` lets a client that sends nothing be
 /// [`AgentLine::Silent`].
 async fn read_agent_line(stream: &mut TcpStream, accepted: Instant, silent_ok: bool) -> AgentLine {
-    let received = Cell::new(0usize);
-    let reading = async {
-        let mut buf = Vec::with_capacity(64);
-        let mut chunk = [0u8; 64];
-        loop {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) if buf.is_empty() => return AgentLine::Gone,
-                Ok(0) | Err(_) => return AgentLine::Line(buf),
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-            received.set(buf.len());
-            if let Some(end) = buf.iter().position(|&b| b == b'\n') {
-                buf.truncate(end);
-                return AgentLine::Line(buf);
-            }
-            if buf.len() > AGENT_LINE_MAX {
-                return AgentLine::Incomplete;
-            }
-        }
-    };
-    let deadline = async {
-        if silent_ok {
-            Timer::at(accepted + SILENT_WAIT).await;
-            if received.get() == 0 {
-                return AgentLine::Silent;
-            }
-        }
-        Timer::at(accepted + HEAD_DEADLINE).await;
-        AgentLine::Incomplete
-    };
-    reading.or(deadline).await
+    let first = read_first(stream, accepted, silent_ok, 64, |buf, eof| match buf.iter().position(|&b| b == b'\n') {
+        Some(end) => Some(AgentLine::Line(buf[..end].to_vec())),
+        None if eof && buf.is_empty() => Some(AgentLine::Gone),
+        None if eof => Some(AgentLine::Line(buf.to_vec())),
+        None if buf.len() > AGENT_LINE_MAX => Some(AgentLine::Incomplete),
+        None => None,
+    })
+    .await;
+    match first {
+        First::Done(line) => line,
+        First::Silent => AgentLine::Silent,
+        First::TimedOut => AgentLine::Incomplete,
+    }
 }
 
 /// Serves one agent-check connection: read the optional `agent-send` line, answer one line.
@@ -539,20 +521,60 @@ enum Head {
 
 /// Reads one request head; `silent_ok` lets a client that sends nothing be [`Head::Silent`].
 async fn read_head(stream: &mut TcpStream, accepted: Instant, silent_ok: bool) -> Head {
+    let first = read_first(stream, accepted, silent_ok, 1024, |buf, eof| match http::parse_request(buf) {
+        _ if eof => Some(Head::Gone),
+        Ok(Some(req)) => Some(Head::Request(req)),
+        Ok(None) => None,
+        Err(e) => Some(Head::Bad(e)),
+    })
+    .await;
+    match first {
+        First::Done(head) => head,
+        First::Silent => Head::Silent,
+        First::TimedOut => Head::TimedOut,
+    }
+}
+
+/// How reading a connection's first message ended.
+enum First<T> {
+    /// `done` said so.
+    Done(T),
+    /// Nothing arrived within [`SILENT_WAIT`] (only when that is allowed).
+    Silent,
+    /// Some bytes, but no complete message by [`HEAD_DEADLINE`].
+    TimedOut,
+}
+
+/// Reads until `done(bytes so far, at end of input)` returns a message. A client that sent
+/// nothing by [`SILENT_WAIT`] is [`First::Silent`] when `silent_ok`; once any byte has arrived we
+/// wait for the rest until [`HEAD_DEADLINE`] after `accepted`, never the default in its place.
+async fn read_first<T>(
+    stream: &mut TcpStream,
+    accepted: Instant,
+    silent_ok: bool,
+    chunk_len: usize,
+    mut done: impl FnMut(&[u8], bool) -> Option<T>,
+) -> First<T> {
     let received = Cell::new(0usize);
     let reading = async {
-        let mut buf = Vec::with_capacity(512);
+        let mut buf = Vec::with_capacity(chunk_len.min(512));
         let mut chunk = [0u8; 1024];
+        let chunk = &mut chunk[..chunk_len.min(1024)];
         loop {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return Head::Gone,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
+            let eof = match stream.read(chunk).await {
+                Ok(0) | Err(_) => true,
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    false
+                }
+            };
             received.set(buf.len());
-            match http::parse_request(&buf) {
-                Ok(Some(req)) => return Head::Request(req),
-                Ok(None) => {}
-                Err(e) => return Head::Bad(e),
+            if let Some(message) = done(&buf, eof) {
+                return First::Done(message);
+            }
+            if eof {
+                // `done` must end at the end of input; a closed client never completes.
+                return First::TimedOut;
             }
         }
     };
@@ -560,12 +582,12 @@ async fn read_head(stream: &mut TcpStream, accepted: Instant, silent_ok: bool) -
         if silent_ok {
             Timer::at(accepted + SILENT_WAIT).await;
             if received.get() == 0 {
-                return Head::Silent;
+                return First::Silent;
             }
         }
         // A slow client gets the rest of the head deadline.
         Timer::at(accepted + HEAD_DEADLINE).await;
-        Head::TimedOut
+        First::TimedOut
     };
     reading.or(deadline).await
 }

@@ -19,32 +19,41 @@ use common::{free_port, mysqlchk, Daemon, TempDir};
 
 const README: &str = include_str!("../README.md");
 
-/// The fenced blocks of `lang` under the `###` or `##` heading `heading`, in order.
-fn blocks(heading: &str, lang: &str) -> Vec<String> {
+/// Every fenced block of the README: the heading it is under, its language ("" for a plain
+/// fence) and its text.
+fn fences() -> Vec<(String, String, String)> {
     let mut out = Vec::new();
-    let mut under = false;
-    let mut fence: Option<(bool, String)> = None;
+    let mut heading = String::new();
+    let mut fence: Option<(String, String)> = None;
     for line in README.lines() {
         match &mut fence {
-            Some((ours, text)) if line == "```" => {
-                if *ours {
-                    out.push(std::mem::take(text));
-                }
-                fence = None;
+            Some(_) if line == "```" => {
+                let (lang, text) = fence.take().unwrap();
+                out.push((heading.clone(), lang, text));
             }
             Some((_, text)) => {
                 text.push_str(line);
                 text.push('\n');
             }
-            None if line.starts_with('#') => under = line.trim_start_matches('#').trim() == heading,
+            None if line.starts_with('#') => heading = line.trim_start_matches('#').trim().to_string(),
             None => {
-                if let Some(l) = line.strip_prefix("```") {
-                    fence = Some((under && l == lang, String::new()));
+                if let Some(lang) = line.strip_prefix("```") {
+                    fence = Some((lang.to_string(), String::new()));
                 }
             }
         }
     }
     out
+}
+
+/// The fenced blocks of `lang` under the heading `heading`, in order.
+fn blocks(heading: &str, lang: &str) -> Vec<String> {
+    fences().into_iter().filter(|(h, l, _)| h == heading && l == lang).map(|(_, _, text)| text).collect()
+}
+
+/// Every ```lang block in the README.
+fn blocks_everywhere(lang: &str) -> Vec<String> {
+    fences().into_iter().filter(|(_, l, _)| l == lang).map(|(_, _, text)| text).collect()
 }
 
 fn block(heading: &str, lang: &str) -> String {
@@ -138,33 +147,6 @@ fn every_haproxy_configuration_in_the_readme_is_valid_and_warning_free() {
             "README configuration {i}:\n{text}\n{config}"
         );
     }
-}
-
-/// Every ```lang block in the README (`lang` "" for plain fences).
-fn blocks_everywhere(lang: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    // The fence we are in, and its text when it is one of ours.
-    let mut fence: Option<(bool, String)> = None;
-    for line in README.lines() {
-        match &mut fence {
-            Some((ours, text)) if line == "```" => {
-                if *ours {
-                    out.push(std::mem::take(text));
-                }
-                fence = None;
-            }
-            Some((_, text)) => {
-                text.push_str(line);
-                text.push('\n');
-            }
-            None => {
-                if let Some(l) = line.strip_prefix("```") {
-                    fence = Some((l == lang, String::new()));
-                }
-            }
-        }
-    }
-    out
 }
 
 #[test]
