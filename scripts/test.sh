@@ -60,6 +60,10 @@ need xinetd xinetd                  # tests/deploy.rs runs a real xinetd with --
 need systemd-socket-activate systemd  # socket activation and Accept=yes in tests/deploy.rs
 need systemd-analyze systemd        # tests/deploy.rs verifies the unit files
 need curl curl                      # scripts/quickstart.sh
+need rsync rsync                    # Galera's rsync SST in the cluster tests (tests/common/galera.rs)
+# The Galera provider is a library, not a command: the cluster tests load it into mariadbd.
+galera_provider=/usr/lib/galera/libgalera_smm.so
+[[ -f $galera_provider ]] || missing+=(galera-4)
 
 if [[ ${#missing[@]} -gt 0 ]]; then
     # Deduplicate: two commands can come from the same package.
@@ -78,6 +82,7 @@ fi
 for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || die "$tool still not found after installing packages"
 done
+[[ -f $galera_provider ]] || die "$galera_provider still missing after installing galera-4"
 
 # --- a cross target: the whole suite built for it, run under qemu-user ------------------------
 # Formatting and lints are the same on every target and ran with the native suite.

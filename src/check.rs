@@ -21,7 +21,7 @@ use smol::channel::{Receiver, Sender};
 use crate::config::{CheckConfig, Password, Target};
 use crate::metrics::Metrics;
 use crate::mysql::{self, printable, Action, Options, ResultSet, ServerError, Session};
-use crate::profile::{Flavor, Kind, Profile, Step, ER_PARSE_ERROR};
+use crate::profile::{self, Flavor, Kind, Profile, Step, ER_PARSE_ERROR, ER_UNKNOWN_COM_ERROR, PROBE};
 
 /// Where a check was when it failed or ran out of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +72,7 @@ impl Failure {
             },
             Failure::Login(e) if e.code == 1045 || e.code == 1698 => format!("access denied ({})", e.code),
             Failure::Login(e) => format!("login refused ({})", e.code),
+            Failure::Query(e) if e.code == ER_UNKNOWN_COM_ERROR => format!("node refuses queries ({})", e.code),
             Failure::Query(e) => format!("query failed ({})", e.code),
             Failure::Protocol(..) => "protocol error".into(),
         }
@@ -218,6 +219,8 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     // The first ERR ends the check; QUIT still goes out.
     let mut failed = None;
     let mut buf = [0u8; 4096];
+    // --query with the probe riding along (profile::with_probe); known once logged in.
+    let mut folded = None;
     loop {
         let action = session.poll().map_err(|e| match e {
             mysql::Error::Server(e) => Failure::Login(e),
@@ -234,8 +237,11 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                 phase.set(Phase::Query);
                 let version = session.greeting().map_or("", |g| g.server_version.as_str());
                 plan = kind.plan(Flavor::from_version(version));
+                if plan.first() == Some(&PROBE) && session.multi_statements() {
+                    folded = profile::with_probe(&cfg.query);
+                }
                 // Ready means the session takes a query.
-                let _ = session.query(&cfg.query);
+                let _ = session.query(folded.as_deref().unwrap_or(&cfg.query));
                 next = 1;
             }
             Action::Ready if failed.is_none() && next <= plan.len() => {
@@ -246,7 +252,14 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Action::Ready => session.quit(),
             Action::Reply(reply) => match (next - 1, reply) {
-                (0, Ok(rs)) => value = Some(first_value(&rs)),
+                (0, Ok(rs)) => {
+                    value = Some(first_value(&rs));
+                    if folded.is_some() {
+                        // The probe ran with --query; its row is not needed, only its success.
+                        results.push(ResultSet::default());
+                        next += 1;
+                    }
+                }
                 (_, Ok(rs)) => results.push(rs),
                 (done, Err(e)) => {
                     let step = done.checked_sub(1).and_then(|i| plan.get(i));
@@ -283,8 +296,9 @@ fn first_value(rs: &ResultSet) -> String {
 /// The answer to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Healthy: the first value of `--query`, and the profile's detail if it has one.
-    Up { value: String, detail: Option<String> },
+    /// Healthy: the first value of `--query`, the profile's detail if it has one, and the
+    /// agent weight in percent if the profile gives one ([`Profile::weight`]).
+    Up { value: String, detail: Option<String>, weight: Option<u64> },
     /// Healthy, but the drain file exists: HTTP stays 200 so HAProxy keeps the sessions, and the
     /// agent answers `drain` so it sends no new ones.
     Draining { value: String, detail: Option<String> },
@@ -334,8 +348,8 @@ impl Verdict {
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Verdict::Up { value, detail: Some(d) } => write!(f, "up: {value}, {d}"),
-            Verdict::Up { value, detail: None } => write!(f, "up: {value}"),
+            Verdict::Up { value, detail: Some(d), .. } => write!(f, "up: {value}, {d}"),
+            Verdict::Up { value, detail: None, .. } => write!(f, "up: {value}"),
             Verdict::Draining { value, detail: Some(d) } => write!(f, "draining: {value}, {d}"),
             Verdict::Draining { value, detail: None } => write!(f, "draining: {value}"),
             other => write!(f, "{}: {}", other.result(), other.reason()),
@@ -421,7 +435,7 @@ impl Checker {
                 }
                 Ok(g) => match profile.judge(&g.results) {
                     Ok(detail) if self.cfg.drain_file.exists() => Verdict::Draining { value: g.value.clone(), detail },
-                    Ok(detail) => Verdict::Up { value: g.value.clone(), detail },
+                    Ok(detail) => Verdict::Up { value: g.value.clone(), detail, weight: profile.weight(&g.results) },
                     Err(condition) => Verdict::down(&condition),
                 },
             }
@@ -499,7 +513,7 @@ impl Checker {
     fn log_change(&self, profile: &Profile, verdict: &Verdict, failure: Option<String>) {
         let target = &self.cfg.target;
         let what = match (verdict, failure) {
-            (Verdict::Up { value, detail } | Verdict::Draining { value, detail }, _) => {
+            (Verdict::Up { value, detail, .. } | Verdict::Draining { value, detail }, _) => {
                 format!("{value}{}", detail.as_ref().map(|d| format!(", {d}")).unwrap_or_default())
             }
             (_, Some(failure)) => failure,

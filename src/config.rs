@@ -91,6 +91,11 @@ pub struct Args {
     #[argh(option)]
     pub allow: Vec<String>,
 
+    /// agent answers for /replica carry a weight that shrinks with the lag: `up <w>%`, w =
+    /// max(10, 100 - 90 * lag / max_lag)
+    #[argh(switch)]
+    pub lag_weight: bool,
+
     /// serve one HTTP exchange on stdin/stdout and exit (xinetd, systemd Accept=yes)
     #[argh(switch)]
     pub inetd: bool,
@@ -289,6 +294,8 @@ impl fmt::Display for Cidr {
 pub struct Config {
     pub listen: Vec<SocketAddr>,
     pub agent_listen: Vec<SocketAddr>,
+    /// Agent answers for replicas carry a lag-derived weight (`up 73%`).
+    pub lag_weight: bool,
     /// Allowed client networks; empty allows everyone.
     pub allow: Vec<Cidr>,
     pub inetd: bool,
@@ -460,6 +467,7 @@ impl Config {
                 defaults,
             },
             agent_listen,
+            lag_weight: args.lag_weight,
             allow,
             inetd: args.inetd,
             password,

@@ -57,7 +57,7 @@ fn run_once(config: &Config) -> ExitCode {
     let (verdict, elapsed) = smol::block_on(checker.check(&config.profile));
     let ms = elapsed.as_secs_f64() * 1000.0;
     match verdict {
-        Verdict::Up { value, detail } => {
+        Verdict::Up { value, detail, .. } => {
             let detail = detail.map(|d| format!(", {d}")).unwrap_or_default();
             println!("OK - {value}{detail} ({ms:.1} ms)");
             ExitCode::SUCCESS

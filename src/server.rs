@@ -368,7 +368,7 @@ pub async fn serve_inetd(server: &Server) -> io::Result<()> {
 /// The status and body of a check, compatible with the xinetd script's.
 async fn check_response(server: &Server, profile: &Profile) -> (Status, String) {
     match server.checker.check(profile).await.0 {
-        Verdict::Up { value, detail } => {
+        Verdict::Up { value, detail, .. } => {
             let detail = detail.map(|d| format!("{d}\r\n")).unwrap_or_default();
             (Status::Ok, format!("MySQL is running.\r\n{value}\r\n{detail}"))
         }
@@ -466,9 +466,11 @@ async fn agent_reply(server: &Server, line: &[u8]) -> String {
 /// The agent's answer for `profile` (HAProxy configuration manual, "agent-check"): `up ready`
 /// when healthy, `up drain` when healthy and the drain file exists (no new sessions, existing
 /// ones kept), `down #reason` when not healthy or the force-fail file exists, `maint` for the
-/// maintenance file.
+/// maintenance file. With `--lag-weight` a healthy replica is `up <w>%` instead of `up ready`,
+/// its weight shrinking with its lag.
 async fn agent_verdict(server: &Server, profile: &Profile) -> String {
     match server.checker.check(profile).await.0 {
+        Verdict::Up { weight: Some(w), .. } if server.config.lag_weight => format!("up {w}%\n"),
         Verdict::Up { .. } => "up ready\n".to_string(),
         Verdict::Draining { .. } => "up drain\n".to_string(),
         Verdict::Maint => "maint\n".to_string(),

@@ -18,6 +18,8 @@ const PW: &str = "secret";
 /// The hostile tests' `--timeout`, and what a check may take beyond it.
 const TIMEOUT_MS: u64 = 1000;
 const SLACK: Duration = Duration::from_millis(1500);
+/// The query after `--query` that a Galera node refusing queries answers with 1047.
+const PROBE: &str = "SELECT 1 FROM (SELECT 1) AS mysqlchk_probe";
 
 /// A `--force-fail-file` path that does not exist.
 fn no_fail_file() -> String {
@@ -331,7 +333,8 @@ fn native_password_logs_in_and_reports_first_value() {
     let fake = FakeServer::start(Scenario::new(Auth::Native, PW));
     let (code, out) = check(&fake, &[], Some(PW));
     assert_ok(code, &out, "fake-1", &fake);
-    assert_eq!(fake.queries(), vec!["select @@hostname".to_string()]);
+    // `--query`, then the probe a Galera node refusing queries would fail.
+    assert_eq!(fake.queries(), vec!["select @@hostname".to_string(), PROBE.to_string()]);
     assert_eq!(fake.last_login().unwrap().user, "haproxy");
 }
 
@@ -476,7 +479,7 @@ fn first_value_of_a_wide_result_is_reported_in_both_framings() {
         let fake = FakeServer::start(Scenario::new(Auth::Native, PW).deprecate_eof(eof).reply(reply.clone()));
         let (code, out) = check(&fake, &["--query", "select host, port, extra from t"], Some(PW));
         assert_ok(code, &out, "db-7", &fake);
-        assert_eq!(fake.queries(), vec!["select host, port, extra from t".to_string()]);
+        assert_eq!(fake.queries(), vec!["select host, port, extra from t".to_string(), PROBE.to_string()]);
     }
 }
 

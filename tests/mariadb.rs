@@ -183,3 +183,36 @@ fn force_fail_file_gives_503_without_a_login() {
     // The one extra connection is the status query that read `after`.
     assert_eq!(after, before + 1, "mysqlchk logged in despite the force-fail file");
 }
+
+#[test]
+fn the_probe_rides_along_with_the_query_in_one_com_query_unless_it_has_a_semicolon() {
+    let db = MariaDb::start();
+    db.sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = ON");
+    let logged = || {
+        db.sql(
+            "SELECT REPLACE(CONVERT(argument USING utf8mb4), '\\n', ' ') FROM mysql.general_log \
+             WHERE command_type = 'Query' AND user_host LIKE 'haproxy%' ORDER BY event_time",
+        )
+    };
+    // A trailing comment must not eat the probe.
+    let out = once_ok(
+        &db,
+        &db.addr(),
+        "haproxy",
+        Some("hapass"),
+        &["--timeout", TIMEOUT_MS, "--query", "select @@port -- why"],
+    );
+    assert!(out.starts_with(&format!("OK - {} (", db.port)), "{out}");
+    assert_eq!(logged(), "select @@port -- why ;SELECT 1 FROM (SELECT 1) AS mysqlchk_probe");
+
+    db.sql("TRUNCATE mysql.general_log");
+    let out = once_ok(
+        &db,
+        &db.addr(),
+        "haproxy",
+        Some("hapass"),
+        &["--timeout", TIMEOUT_MS, "--query", "select @@port; -- why"],
+    );
+    assert!(out.starts_with(&format!("OK - {} (", db.port)), "{out}");
+    assert_eq!(logged(), "select @@port; -- why\nSELECT 1 FROM (SELECT 1) AS mysqlchk_probe");
+}

@@ -75,7 +75,8 @@ fn replica_and_galera_fail_on_a_plain_mariadb_with_the_reason() {
     let dir = TempDir::new("profiles");
     let d = daemon(&db.addr(), "hapass", &dir, &[]);
     assert_status(&d.get("/replica"), 503, "not a replica");
-    assert_status(&d.get("/galera"), 503, "wsrep not enabled");
+    // MariaDB builds with wsrep report wsrep_ready OFF here; wsrep_on OFF is what counts.
+    assert_status(&d.get("/galera"), 503, "wsrep not enabled (wsrep_on OFF)");
     // The plain check still passes on the same server.
     assert_status(&d.get("/"), 200, "MySQL is running.");
 }
@@ -211,24 +212,58 @@ fn replica_falls_back_to_show_slave_status_when_show_replica_status_is_a_syntax_
 
 #[test]
 fn galera_needs_synced_and_primary_and_accepts_donor_only_when_asked() {
-    let wsrep = |state: &str, cluster: &str| {
-        scenario().on(STATUS_SQL, variables(&[("wsrep_local_state", state), ("wsrep_cluster_status", cluster)]))
-    };
+    let wsrep = |state: &str, cluster: &str| galera(state, cluster, "ON");
     run_cases(&[
         ("synced", wsrep("4", "Primary"), "/galera", 200, "wsrep_local_state 4 (Synced), cluster Primary"),
         ("donor", wsrep("2", "Primary"), "/galera", 503, "wsrep_local_state 2 (Donor/Desynced)"),
         ("donor ok", wsrep("2", "Primary"), "/galera?donor_ok=1", 200, "wsrep_local_state 2 (Donor/Desynced)"),
         ("joining", wsrep("1", "Primary"), "/galera?donor_ok=1", 503, "wsrep_local_state 1 (Joining)"),
-        ("non-primary", wsrep("4", "non-Primary"), "/galera", 503, "wsrep_cluster_status non-Primary"),
+        ("non-primary", wsrep("0", "non-Primary"), "/galera", 503, "wsrep_cluster_status non-Primary"),
+        ("not ready", galera("4", "Primary", "OFF"), "/galera", 503, "wsrep_ready OFF"),
         ("no wsrep", scenario().on(STATUS_SQL, variables(&[])), "/galera", 503, "wsrep not enabled"),
+    ]);
+}
+
+/// A Galera node: `wsrep_on` ON, queries not rejected, and this status.
+fn galera(state: &str, cluster: &str, ready: &str) -> Scenario {
+    scenario().on(VARIABLES_SQL, variables(&[("wsrep_on", "ON"), ("wsrep_reject_queries", "NONE")])).on(
+        STATUS_SQL,
+        variables(&[("wsrep_local_state", state), ("wsrep_cluster_status", cluster), ("wsrep_ready", ready)]),
+    )
+}
+
+#[test]
+fn a_node_refusing_queries_is_down_on_every_profile_though_select_hostname_answers() {
+    // What a Galera node without quorum or with wsrep_reject_queries answers to any query
+    // touching a table; `select @@hostname` (the default --query) still answers there.
+    let refused = Reply::Error {
+        code: 1047,
+        state: "08S01".into(),
+        message: "WSREP has not yet prepared node for application use".into(),
+    };
+    let node = || {
+        scenario()
+            .on("mysqlchk_probe", refused.clone())
+            .on(VARIABLES_SQL, variables(&[("read_only", "OFF")]))
+            .on(REPLICA_SQL, replica_status(true, "Yes", "Yes", Some("0")))
+    };
+    run_cases(&[
+        ("default", node(), "/", 503, "node refuses queries (1047)"),
+        ("primary", node(), "/primary", 503, "node refuses queries (1047)"),
+        ("replica", node(), "/replica", 503, "node refuses queries (1047)"),
+        (
+            "taking queries",
+            scenario().on(VARIABLES_SQL, variables(&[("read_only", "OFF")])),
+            "/primary",
+            200,
+            "read_only is OFF",
+        ),
     ]);
 }
 
 #[test]
 fn galera_donor_ok_flag_accepts_a_donor_for_every_request() {
-    let fake = FakeServer::start(
-        scenario().on(STATUS_SQL, variables(&[("wsrep_local_state", "2"), ("wsrep_cluster_status", "Primary")])),
-    );
+    let fake = FakeServer::start(galera("2", "Primary", "ON"));
     let dir = TempDir::new("profiles");
     let d = daemon(&fake.target(), FAKE_PW, &dir, &["--galera-donor-ok"]);
     assert_status(&d.get("/galera"), 200, "Donor/Desynced");

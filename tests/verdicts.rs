@@ -233,7 +233,11 @@ fn down_reasons_from_the_server_are_capped_and_cleaned() {
     let evil = format!("non-Primary\r\nX-Injected: yes\x1b[31m{}", "x".repeat(5000));
     let status = rows(
         &["Variable_name", "Value"],
-        &[&[Some("wsrep_local_state"), Some("4")], &[Some("wsrep_cluster_status"), Some(&evil)]],
+        &[
+            &[Some("wsrep_local_state"), Some("4")],
+            &[Some("wsrep_ready"), Some("ON")],
+            &[Some("wsrep_cluster_status"), Some(&evil)],
+        ],
     );
     let fake = FakeServer::start(Scenario::new(Auth::Native, "pw").on("wsrep", status));
     let dir = TempDir::new("verdicts");

@@ -172,6 +172,7 @@ pub mod caps {
     pub const PROTOCOL_41: u32 = 0x0000_0200;
     pub const TRANSACTIONS: u32 = 0x0000_2000;
     pub const SECURE_CONNECTION: u32 = 0x0000_8000;
+    pub const MULTI_STATEMENTS: u32 = 0x0001_0000;
     pub const MULTI_RESULTS: u32 = 0x0002_0000;
     pub const PLUGIN_AUTH: u32 = 0x0008_0000;
     pub const PLUGIN_AUTH_LENENC_CLIENT_DATA: u32 = 0x0020_0000;

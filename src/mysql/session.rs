@@ -86,6 +86,8 @@ pub struct Session {
     /// The sequence id of the next packet, in either direction.
     seq: u8,
     deprecate_eof: bool,
+    /// CLIENT_MULTI_STATEMENTS was agreed: one COM_QUERY may carry several statements.
+    multi_statements: bool,
     greeting: Option<Greeting>,
     /// A row frame too large to buffer, being streamed through the parser.
     big: Option<BigFrame>,
@@ -111,6 +113,7 @@ impl Session {
             reply: None,
             seq: 0,
             deprecate_eof: false,
+            multi_statements: false,
             greeting: None,
             big: None,
             continued: false,
@@ -120,6 +123,12 @@ impl Session {
     /// The server's greeting, once it arrived (version, connection id).
     pub fn greeting(&self) -> Option<&Greeting> {
         self.greeting.as_ref()
+    }
+
+    /// Whether one query may carry several statements (CLIENT_MULTI_STATEMENTS, agreed at
+    /// login). The reply is then the first statement's result, or the first ERR.
+    pub fn multi_statements(&self) -> bool {
+        self.multi_statements
     }
 
     /// Whether login succeeded and QUIT has not been sent yet.
@@ -304,6 +313,7 @@ impl Session {
             | caps::PROTOCOL_41
             | caps::SECURE_CONNECTION
             | caps::TRANSACTIONS
+            | caps::MULTI_STATEMENTS
             | caps::MULTI_RESULTS
             | caps::PLUGIN_AUTH
             | caps::PLUGIN_AUTH_LENENC_CLIENT_DATA
@@ -316,6 +326,7 @@ impl Session {
         }
         let capabilities = wanted & server;
         self.deprecate_eof = capabilities & caps::DEPRECATE_EOF != 0;
+        self.multi_statements = capabilities & caps::MULTI_STATEMENTS != 0;
         // Start with the server's default plugin when it is one whose first response we can
         // compute from a 20-byte scramble; otherwise native, and let the server switch us.
         let plugin = match Plugin::from_name(&greeting.auth_plugin) {
@@ -505,6 +516,19 @@ mod tests {
         assert_eq!(flags & caps::DEPRECATE_EOF, 0);
         assert_ne!(flags & caps::CONNECT_WITH_DB, 0);
         assert!(w.ends_with(b"u\0\0chk\0mysql_native_password\0"), "empty password: empty auth response");
+    }
+
+    #[test]
+    fn multi_statements_are_asked_for_only_when_offered() {
+        for offered in [false, true] {
+            let mut s = session("", Transport::Tcp);
+            let extra = if offered { caps::MULTI_STATEMENTS } else { 0 };
+            s.feed(&frame(0, &greeting(ALL_CAPS | extra, "mysql_native_password")));
+            let Ok(Action::Write(w)) = s.poll() else { panic!() };
+            let flags = u32::from_le_bytes([w[4], w[5], w[6], w[7]]);
+            assert_eq!(flags & caps::MULTI_STATEMENTS != 0, offered);
+            assert_eq!(s.multi_statements(), offered);
+        }
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub const SERVER_CAPS: u32 = CLIENT_LONG_PASSWORD
     | CLIENT_PROTOCOL_41
     | CLIENT_TRANSACTIONS
     | CLIENT_SECURE_CONNECTION
+    | CLIENT_MULTI_STATEMENTS
     | CLIENT_MULTI_RESULTS
     | CLIENT_PS_MULTI_RESULTS
     | CLIENT_PLUGIN_AUTH
@@ -66,6 +67,8 @@ pub const NATIVE: &str = "mysql_native_password";
 pub const CACHING_SHA2: &str = "caching_sha2_password";
 
 const SERVER_STATUS_AUTOCOMMIT: u16 = 0x0002;
+/// Another result follows this one (a multi-statement query).
+const SERVER_MORE_RESULTS_EXISTS: u16 = 0x0008;
 const CHARSET_UTF8MB4_GENERAL_CI: u8 = 45;
 const MYSQL_TYPE_VAR_STRING: u8 = 0xfd;
 
@@ -486,12 +489,14 @@ struct Session {
     seq: u8,
     /// Effective CLIENT_DEPRECATE_EOF: offered by us and asked for by the client.
     deprecate_eof: bool,
+    /// CLIENT_MULTI_STATEMENTS asked for: a query may hold several statements, split at `;`.
+    multi_statements: bool,
     user: String,
 }
 
 impl Session {
     fn new(conn: Conn, scenario: Scenario, shared: Arc<Shared>) -> Session {
-        Session { conn, scenario, shared, seq: 0, deprecate_eof: false, user: String::new() }
+        Session { conn, scenario, shared, seq: 0, deprecate_eof: false, multi_statements: false, user: String::new() }
     }
 
     fn hostile(&self, h: Hostile) -> bool {
@@ -655,6 +660,7 @@ impl Session {
         }
         let login = parse_login(&p).map_err(fail)?;
         *self.shared.last_login.lock().unwrap() = Some(login.clone());
+        self.multi_statements = login.caps & CLIENT_MULTI_STATEMENTS != 0;
         let extra = login.caps & !offered;
         if extra != 0 {
             self.shared.violation(format!("client capabilities {extra:#x} were not offered"));
@@ -814,8 +820,22 @@ impl Session {
                 }
                 Some(0x03) => {
                     let sql = String::from_utf8_lossy(&p[1..]).into_owned();
-                    self.shared.queries.lock().unwrap().push(sql.clone());
-                    self.query(&sql)?;
+                    // Each statement is recorded and answered in turn, as a real server does:
+                    // all but the last result say more follow, and an error ends the query.
+                    // (No lexer: a `;` inside a string splits too; no test sends one.)
+                    let statements: Vec<String> = if self.multi_statements {
+                        sql.split(';').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+                    } else {
+                        vec![sql]
+                    };
+                    thread::sleep(self.scenario.query_delay);
+                    for (i, statement) in statements.iter().enumerate() {
+                        self.shared.queries.lock().unwrap().push(statement.clone());
+                        let more = i + 1 < statements.len();
+                        if !self.query(statement, more)? {
+                            break;
+                        }
+                    }
                 }
                 Some(0x0e) => self.ok()?,
                 other => {
@@ -826,9 +846,10 @@ impl Session {
         }
     }
 
-    fn query(&mut self, sql: &str) -> io::Result<()> {
+    /// Answers one statement; `more` says another result follows. False after an error.
+    fn query(&mut self, sql: &str, more: bool) -> io::Result<bool> {
         match self.scenario.hostile {
-            Some(Hostile::QuerySilent) => return self.drain(),
+            Some(Hostile::QuerySilent) => return self.drain().map(|()| false),
             Some(Hostile::TruncatedResultSet) => {
                 self.metadata(&["value".to_string()])?;
                 // A row announcing 40 bytes, of which 12 arrive.
@@ -838,14 +859,13 @@ impl Session {
                 self.conn.shutdown();
                 return Err(fail("hung up mid-row"));
             }
-            Some(Hostile::Stream200MB) => return self.stream(200_000_000),
+            Some(Hostile::Stream200MB) => return self.stream(200_000_000).map(|()| false),
             _ => {}
         }
-        thread::sleep(self.scenario.query_delay);
         let sql = sql.to_ascii_lowercase();
         let rule = self.scenario.rules.iter().find(|(text, _)| sql.contains(&text.to_ascii_lowercase()));
         match rule.map_or(&self.scenario.reply, |(_, reply)| reply).clone() {
-            Reply::Error { code, state, message } => self.error(code, &state, &message),
+            Reply::Error { code, state, message } => self.error(code, &state, &message).map(|()| false),
             Reply::Rows { columns, rows } => {
                 self.metadata(&columns)?;
                 for row in rows {
@@ -858,7 +878,9 @@ impl Session {
                     }
                     self.write(&p)?;
                 }
-                self.end_of_rows()
+                let more = if more { SERVER_MORE_RESULTS_EXISTS } else { 0 };
+                self.end_of_rows(SERVER_STATUS_AUTOCOMMIT | more)?;
+                Ok(true)
             }
         }
     }
@@ -875,16 +897,15 @@ impl Session {
         Ok(())
     }
 
-    /// EOF_Packet, or an OK_Packet with a 0xFE header under CLIENT_DEPRECATE_EOF.
-    fn end_of_rows(&mut self) -> io::Result<()> {
+    /// EOF_Packet, or an OK_Packet with a 0xFE header under CLIENT_DEPRECATE_EOF, with these
+    /// status flags.
+    fn end_of_rows(&mut self, status: u16) -> io::Result<()> {
+        let mut p = vec![0xfe, 0x00, 0x00];
+        p.extend_from_slice(&status.to_le_bytes());
         if self.deprecate_eof {
-            let mut p = vec![0xfe, 0x00, 0x00];
-            p.extend_from_slice(&SERVER_STATUS_AUTOCOMMIT.to_le_bytes());
             p.extend_from_slice(&0u16.to_le_bytes());
-            self.write(&p)
-        } else {
-            self.write(&eof_packet())
         }
+        self.write(&p)
     }
 
     /// A one-column result set of `total` bytes of rows, made as it goes.
@@ -903,7 +924,7 @@ impl Session {
             sent += batch.len() as u64;
             self.shared.streamed.fetch_add(batch.len() as u64, Ordering::SeqCst);
         }
-        self.end_of_rows()?;
+        self.end_of_rows(SERVER_STATUS_AUTOCOMMIT)?;
         self.drain()
     }
 }

@@ -65,12 +65,22 @@ impl MariaDb {
     /// Creates a fresh datadir in a unique temp dir and starts a server on a free port; it
     /// accepts logins when this returns.
     pub fn start() -> MariaDb {
-        MariaDb::start_with(&[])
+        MariaDb::launch(&[], false)
     }
 
     /// [`MariaDb::start`] with extra server options, e.g. `--log-bin` and `--server-id=1` for a
     /// replication source.
     pub fn start_with(extra: &[&str]) -> MariaDb {
+        MariaDb::launch(extra, false)
+    }
+
+    /// [`MariaDb::start_with`], with the temp dir and everything in it readable and writable by
+    /// everyone: Galera's rsync SST, run as root, receives the datadir as `nobody`.
+    pub fn start_open(extra: &[&str]) -> MariaDb {
+        MariaDb::launch(extra, true)
+    }
+
+    fn launch(extra: &[&str], open: bool) -> MariaDb {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("mysqlchk-mariadb-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -104,6 +114,10 @@ impl MariaDb {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        if open {
+            let ok = Command::new("chmod").arg("-R").arg("a+rwX").arg(&dir).status().is_ok_and(|s| s.success());
+            assert!(ok, "chmod -R a+rwX {} failed", dir.display());
+        }
         let extra = extra.iter().map(|a| a.to_string()).collect();
         let mut db =
             MariaDb { port: 0, extra, socket: dir.join("mariadbd.sock"), dir, child: None, reaper: Some(reaper) };
@@ -183,6 +197,15 @@ impl MariaDb {
         panic!("restart failed: {last}");
     }
 
+    /// SIGKILL, as a crash or a pulled plug would: no clean shutdown. Idempotent.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, "CONT");
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// SIGSTOP: the server keeps its sockets open but answers nothing, like a hung host.
     pub fn freeze(&self) {
         let child = self.child.as_ref().expect("freeze: server is not running");
@@ -213,12 +236,27 @@ impl MariaDb {
             .unwrap_or_else(|| panic!("status {var}: unexpected row {row:?}"))
     }
 
+    /// Runs `sql` as root and returns its first row by column name (`SHOW SLAVE STATUS`); empty
+    /// when there is no row. Panics with stderr on failure.
+    pub fn row(&self, sql: &str) -> std::collections::HashMap<String, String> {
+        let out = self.run(sql, false).unwrap_or_else(|e| panic!("sql {sql:?} failed: {e}"));
+        let mut lines = out.lines();
+        let (Some(names), Some(values)) = (lines.next(), lines.next()) else { return Default::default() };
+        names.split('\t').zip(values.split('\t')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
     fn try_sql(&self, sql: &str) -> Result<String, String> {
+        self.run(sql, true)
+    }
+
+    /// The mariadb client in batch mode (tab-separated), with or without the column names line.
+    fn run(&self, sql: &str, skip_names: bool) -> Result<String, String> {
         let out: Output = Command::new("mariadb")
             .arg("--no-defaults")
             .arg("--user=root")
             .arg(format!("--socket={}", self.socket.display()))
-            .args(["--connect-timeout=10", "-N", "-B", "-e", sql])
+            .args(["--connect-timeout=10", "-B", "-e", sql])
+            .args(skip_names.then_some("-N"))
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run the mariadb client: {e}"))?;

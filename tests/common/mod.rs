@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod galera;
 pub mod haproxy;
 pub mod mariadb;
+pub mod replication;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
