@@ -194,25 +194,15 @@ fn the_probe_rides_along_with_the_query_in_one_com_query_unless_it_has_a_semicol
              WHERE command_type = 'Query' AND user_host LIKE 'haproxy%' ORDER BY event_time",
         )
     };
-    // A trailing comment must not eat the probe.
-    let out = once_ok(
-        &db,
-        &db.addr(),
-        "haproxy",
-        Some("hapass"),
-        &["--timeout", TIMEOUT_MS, "--query", "select @@port -- why"],
-    );
-    assert!(out.starts_with(&format!("OK - {} (", db.port)), "{out}");
-    assert_eq!(logged(), "select @@port -- why ;SELECT 1 FROM (SELECT 1) AS mysqlchk_probe");
-
-    db.sql("TRUNCATE mysql.general_log");
-    let out = once_ok(
-        &db,
-        &db.addr(),
-        "haproxy",
-        Some("hapass"),
-        &["--timeout", TIMEOUT_MS, "--query", "select @@port; -- why"],
-    );
-    assert!(out.starts_with(&format!("OK - {} (", db.port)), "{out}");
-    assert_eq!(logged(), "select @@port; -- why\nSELECT 1 FROM (SELECT 1) AS mysqlchk_probe");
+    // One COM_QUERY, and a trailing comment must not eat the probe; with a semicolon, two.
+    let cases = [
+        ("select @@port -- why", "select @@port -- why ;SELECT 1 FROM (SELECT 1) AS mysqlchk_probe"),
+        ("select @@port; -- why", "select @@port; -- why\nSELECT 1 FROM (SELECT 1) AS mysqlchk_probe"),
+    ];
+    for (query, queries_logged) in cases {
+        db.sql("TRUNCATE mysql.general_log");
+        let out = once_ok(&db, &db.addr(), "haproxy", Some("hapass"), &["--timeout", TIMEOUT_MS, "--query", query]);
+        assert!(out.starts_with(&format!("OK - {} (", db.port)), "{out}");
+        assert_eq!(logged(), queries_logged, "--query {query:?}");
+    }
 }
