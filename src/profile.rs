@@ -285,9 +285,28 @@ pub fn lag_weight(lag: u64, max_lag: u64) -> u64 {
     if lag == 0 {
         return 100;
     }
-    let drop = (90 * u128::from(lag)).checked_div(u128::from(max_lag)).unwrap_or(90).min(90);
-    // At most 90, so it fits.
-    100 - u64::try_from(drop).unwrap_or(90)
+    if lag >= max_lag {
+        return 10;
+    }
+    // 0 < lag < max_lag. In u64 (no 128-bit division routine in the 32-bit builds); when
+    // 90 × lag overflows, count how often 90 additions of lag pass max_lag: the same quotient.
+    let drop = match lag.checked_mul(90) {
+        Some(scaled) => scaled / max_lag,
+        None => {
+            let (mut rest, mut drop) = (0, 0);
+            for _ in 0..90 {
+                // rest < max_lag and lag < max_lag: compare without overflowing.
+                if lag >= max_lag - rest {
+                    rest = lag - (max_lag - rest);
+                    drop += 1;
+                } else {
+                    rest += lag;
+                }
+            }
+            drop
+        }
+    };
+    100 - drop.min(90)
 }
 
 /// The lag column of a replica status row: MySQL 8.0.22+ name, then the older one.
@@ -641,6 +660,8 @@ mod tests {
         assert_eq!(lag_weight(0, 0), 100);
         assert_eq!(lag_weight(u64::MAX, 10), 10, "no overflow");
         assert_eq!(lag_weight(1, 0), 10);
+        assert_eq!(lag_weight(u64::MAX - 1, u64::MAX), 11, "no overflow near the top");
+        assert_eq!(lag_weight(u64::MAX / 2, u64::MAX), 56, "90 × (2^63 - 1) / (2^64 - 1) is just under 45");
     }
 
     #[test]
