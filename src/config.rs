@@ -91,7 +91,7 @@ pub struct Args {
     #[argh(option)]
     pub allow: Vec<String>,
 
-    /// agent answers for /replica carry a weight that shrinks with the lag: `up <w>%`, w =
+    /// agent answers for /replica carry a weight that shrinks with the lag: `up ready <w>%`, w =
     /// max(10, 100 - 90 * lag / max_lag)
     #[argh(switch)]
     pub lag_weight: bool,
@@ -294,7 +294,7 @@ impl fmt::Display for Cidr {
 pub struct Config {
     pub listen: Vec<SocketAddr>,
     pub agent_listen: Vec<SocketAddr>,
-    /// Agent answers for replicas carry a lag-derived weight (`up 73%`).
+    /// Agent answers for replicas carry a lag-derived weight (`up ready 73%`).
     pub lag_weight: bool,
     /// Allowed client networks; empty allows everyone.
     pub allow: Vec<Cidr>,

@@ -466,11 +466,11 @@ async fn agent_reply(server: &Server, line: &[u8]) -> String {
 /// The agent's answer for `profile` (HAProxy configuration manual, "agent-check"): `up ready`
 /// when healthy, `up drain` when healthy and the drain file exists (no new sessions, existing
 /// ones kept), `down #reason` when not healthy or the force-fail file exists, `maint` for the
-/// maintenance file. With `--lag-weight` a healthy replica is `up <w>%` instead of `up ready`,
+/// maintenance file. With `--lag-weight` a healthy replica is `up ready <w>%`,
 /// its weight shrinking with its lag.
 async fn agent_verdict(server: &Server, profile: &Profile) -> String {
     match server.checker.check(profile).await.0 {
-        Verdict::Up { weight: Some(w), .. } if server.config.lag_weight => format!("up {w}%\n"),
+        Verdict::Up { weight: Some(w), .. } if server.config.lag_weight => format!("up ready {w}%\n"),
         Verdict::Up { .. } => "up ready\n".to_string(),
         Verdict::Draining { .. } => "up drain\n".to_string(),
         Verdict::Maint => "maint\n".to_string(),

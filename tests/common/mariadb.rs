@@ -148,9 +148,15 @@ impl MariaDb {
     /// `connection` ("" is the default one), by GTID; returns once it is started, not caught up.
     /// The replica needs a `--server-id` of its own.
     pub fn replicate(&self, connection: &str, port: u16) {
+        self.replicate_delayed(connection, port, 0);
+    }
+
+    /// [`MariaDb::replicate`], applying events `delay` seconds late (`MASTER_DELAY`).
+    pub fn replicate_delayed(&self, connection: &str, port: u16, delay: u32) {
         self.sql(&format!(
             "CHANGE MASTER '{connection}' TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, MASTER_USER='repl', \
-             MASTER_PASSWORD='replpw', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos; START SLAVE '{connection}'"
+             MASTER_PASSWORD='replpw', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos, MASTER_DELAY={delay}; \
+             START SLAVE '{connection}'"
         ));
     }
 

@@ -13,10 +13,8 @@ use super::mariadb::MariaDb;
 /// How long replication may take to start, stop or catch up.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The replication login the replica uses on the primary.
-const REPL_SQL: &str = "CREATE USER IF NOT EXISTS 'repl'@'%' IDENTIFIED BY 'replpass';
-GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';
-CREATE TABLE IF NOT EXISTS chk.beat (id INT PRIMARY KEY, n BIGINT NOT NULL);";
+/// The table the steady writes go to.
+const BEAT_SQL: &str = "CREATE TABLE IF NOT EXISTS chk.beat (id INT PRIMARY KEY, n BIGINT NOT NULL);";
 
 pub struct Pair {
     pub primary: MariaDb,
@@ -26,12 +24,15 @@ pub struct Pair {
 impl Pair {
     /// Starts both servers and returns once the replica runs both threads and has caught up.
     pub fn start() -> Pair {
-        let binlog = ["--log-bin=binlog", "--binlog-format=ROW"];
-        let primary = MariaDb::start_with(&[&binlog[..], &["--server-id=1"]].concat());
-        let replica = MariaDb::start_with(
-            &[&binlog[..], &["--server-id=2", "--read-only=ON", "--log-slave-updates=ON"]].concat(),
-        );
-        primary.sql(REPL_SQL);
+        let primary = MariaDb::replication_source(&["--binlog-format=ROW"]);
+        let replica = MariaDb::start_with(&[
+            "--log-bin=binlog",
+            "--binlog-format=ROW",
+            "--server-id=2",
+            "--read-only=ON",
+            "--log-slave-updates=ON",
+        ]);
+        primary.sql(BEAT_SQL);
         let pair = Pair { primary, replica };
         pair.follow(0);
         pair.wait_caught_up();
@@ -41,12 +42,8 @@ impl Pair {
     /// (Re)points the replica at the primary with `delay` seconds of `MASTER_DELAY` and starts
     /// it; returns once both threads run.
     pub fn follow(&self, delay: u32) {
-        self.replica.sql(&format!(
-            "STOP SLAVE; CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='repl', \
-             MASTER_PASSWORD='replpass', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, \
-             MASTER_DELAY={delay}; START SLAVE",
-            self.primary.port
-        ));
+        self.replica.sql("STOP SLAVE");
+        self.replica.replicate_delayed("", self.primary.port, delay);
         self.wait_replica(|s| s["Slave_IO_Running"] == "Yes" && s["Slave_SQL_Running"] == "Yes", "running");
     }
 
