@@ -158,17 +158,17 @@ fn strs(v: &[String]) -> Vec<&str> {
 /// A mysqlchk daemon on a free 127.0.0.1 port with `args`, the environment password `env_pw`
 /// (if any) and stderr written to `stderr`.
 fn spawn_daemon(args: &[String], env_pw: Option<&str>, stderr: &Path) -> (Proc, SocketAddr) {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut cmd = common::mysqlchk();
-    cmd.arg("--listen").arg(addr.to_string()).args(args).env_remove("MYSQLCHK_PASSWORD");
-    if let Some(pw) = env_pw {
-        cmd.env("MYSQLCHK_PASSWORD", pw);
-    }
-    let log = fs::File::create(stderr).unwrap();
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
-    let mut child = Proc(cmd.spawn().expect("spawn mysqlchk"));
-    wait_listening(addr, &mut child, "mysqlchk");
-    (child, addr)
+    let (child, addr) = common::spawn_listening("mysqlchk", |addr| {
+        let mut cmd = common::mysqlchk();
+        cmd.arg("--listen").arg(addr.to_string()).args(args).env_remove("MYSQLCHK_PASSWORD");
+        if let Some(pw) = env_pw {
+            cmd.env("MYSQLCHK_PASSWORD", pw);
+        }
+        let log = fs::File::create(stderr).unwrap();
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        cmd
+    });
+    (Proc(child), addr)
 }
 
 /// Prometheus text 0.0.4, checked line by line: every sample is `name{labels} value` with a

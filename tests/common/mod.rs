@@ -98,28 +98,20 @@ impl Daemon {
 
     /// [`Daemon::start`], with stderr (the log) written to `log` when given.
     pub fn start_logging(args: &[&str], password: Option<&str>, log: Option<&std::path::Path>) -> Daemon {
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut cmd = mysqlchk();
-        cmd.arg("--listen").arg(addr.to_string()).args(args);
-        cmd.env_remove("MYSQLCHK_PASSWORD");
-        if let Some(pw) = password {
-            cmd.env("MYSQLCHK_PASSWORD", pw);
-        }
-        let stderr = match log {
-            Some(path) => Stdio::from(std::fs::File::create(path).expect("create daemon log")),
-            None => Stdio::inherit(),
-        };
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
-        let mut child = cmd.spawn().expect("spawn mysqlchk");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("mysqlchk exited early: {status}");
+        let (child, addr) = spawn_listening("mysqlchk", |addr| {
+            let mut cmd = mysqlchk();
+            cmd.arg("--listen").arg(addr.to_string()).args(args);
+            cmd.env_remove("MYSQLCHK_PASSWORD");
+            if let Some(pw) = password {
+                cmd.env("MYSQLCHK_PASSWORD", pw);
             }
-            assert!(Instant::now() < deadline, "mysqlchk did not start listening");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            let stderr = match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).expect("create daemon log")),
+                None => Stdio::inherit(),
+            };
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
+            cmd
+        });
         Daemon { child, addr }
     }
 
@@ -139,6 +131,35 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Spawns `command(addr)` for a free port on 127.0.0.1 and waits until it listens there. The port
+/// was only free a moment ago: another test may take it first, the process then exits (or a
+/// stranger answers our connect), so an early exit is retried on a new port a few times.
+pub fn spawn_listening(what: &str, command: impl Fn(SocketAddr) -> Command) -> (Child, SocketAddr) {
+    const ATTEMPTS: u32 = 5;
+    for attempt in 1..=ATTEMPTS {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut child = command(addr).spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let exited = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                break status;
+            }
+            if TcpStream::connect(addr).is_ok() {
+                // Ours, unless it exits now because a stranger holds the port.
+                std::thread::sleep(Duration::from_millis(100));
+                match child.try_wait() {
+                    Ok(Some(status)) => break status,
+                    _ => return (child, addr),
+                }
+            }
+            assert!(Instant::now() < deadline, "{what} did not start listening on {addr}");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(attempt < ATTEMPTS, "{what} exited early: {exited}");
+    }
+    unreachable!()
 }
 
 /// A raw HTTP response.
