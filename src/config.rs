@@ -104,13 +104,18 @@ pub struct Args {
     #[argh(option, default = "String::from(\"/\")")]
     pub profile: String,
 
-    /// error, warn, info, debug or trace (default info); logs go to stderr
+    /// off, error, warn, info, debug or trace (default info); logs go to stderr
     #[argh(option, default = "String::from(\"info\")")]
     pub log_level: String,
 
-    /// run one check, print one line, exit 0 (OK) or 2 (CRITICAL) like a Nagios plugin
+    /// run one check, print one line, exit 0 (OK) or 2 (CRITICAL) like a Nagios plugin;
+    /// configuration errors exit 3 (UNKNOWN)
     #[argh(switch)]
     pub once: bool,
+
+    /// print the version and build target, then exit
+    #[argh(switch)]
+    pub version: bool,
 }
 
 /// Where the server is.

@@ -5,21 +5,28 @@
 use std::process::ExitCode;
 use std::rc::Rc;
 
+use argh::FromArgs;
 use mysqlchk::check::{Checker, Verdict};
 use mysqlchk::config::{Args, Config, PASSWORD_ENV};
 use mysqlchk::server;
 use smol::LocalExecutor;
 
 fn main() -> ExitCode {
-    let args: Args = argh::from_env();
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    if args.version {
+        println!("{}", version_line());
+        return ExitCode::SUCCESS;
+    }
     let nagios = args.once;
     let env_password = std::env::var_os(PASSWORD_ENV).map(|v| v.into_encoded_bytes());
     let config = match Config::from_args(args, env_password) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("mysqlchk: error: {e}");
-            // Nagios reads 3 as UNKNOWN; daemons just fail.
-            return ExitCode::from(if nagios { 3 } else { 1 });
+            return config_error_code(nagios);
         }
     };
     // xinetd hands the client socket over as stderr too: a log line there would be sent to the
@@ -49,6 +56,43 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Nagios reads 3 as UNKNOWN: under `--once` every configuration error exits 3, daemons exit 1.
+fn config_error_code(once: bool) -> ExitCode {
+    ExitCode::from(if once { 3 } else { 1 })
+}
+
+/// argv -> [`Args`], as `argh::from_env` does, except that a parse error exits 3 under
+/// `--once`. `--help` prints to stdout and exits 0.
+fn parse_args() -> Result<Args, ExitCode> {
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let once = raw.iter().skip(1).take_while(|a| *a != "--").any(|a| a == "--once");
+    let Some(strings) = raw.iter().map(|a| a.to_str()).collect::<Option<Vec<&str>>>() else {
+        eprintln!("mysqlchk: error: an argument is not valid UTF-8");
+        return Err(config_error_code(once));
+    };
+    let Some((argv0, rest)) = strings.split_first() else {
+        eprintln!("mysqlchk: error: no program name, argv is empty");
+        return Err(config_error_code(once));
+    };
+    let name = std::path::Path::new(argv0).file_name().and_then(|n| n.to_str()).unwrap_or("mysqlchk");
+    Args::from_args(&[name], rest).map_err(|exit| match exit.status {
+        Ok(()) => {
+            println!("{}", exit.output);
+            ExitCode::SUCCESS
+        }
+        Err(()) => {
+            eprintln!("mysqlchk: error: {}\nRun {name} --help for more information.", exit.output.trim_end());
+            config_error_code(once)
+        }
+    })
+}
+
+/// `mysqlchk 0.2.0 (x86_64-unknown-linux-musl)`, with `, tls` in the TLS build.
+fn version_line() -> String {
+    let tls = if cfg!(feature = "tls") { ", tls" } else { "" };
+    format!("mysqlchk {} ({}{tls})", env!("CARGO_PKG_VERSION"), env!("MYSQLCHK_TARGET"))
 }
 
 /// One check, one line, Nagios exit codes: 0 OK, 2 CRITICAL.
