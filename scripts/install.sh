@@ -70,7 +70,9 @@ install -m 755 "$binary" "$bindir/mysqlchk"
 say "installed $bindir/mysqlchk"
 install -m 644 scripts/mysqlchk.service "$unitdir/mysqlchk.service"
 install -m 644 scripts/mysqlchk.socket "$unitdir/mysqlchk.socket"
-say "installed $unitdir/mysqlchk.service and mysqlchk.socket"
+install -m 644 scripts/mysqlchk-inetd.socket "$unitdir/mysqlchk-inetd.socket"
+install -m 644 scripts/mysqlchk-inetd@.service "$unitdir/mysqlchk-inetd@.service"
+say "installed $unitdir/mysqlchk.service and mysqlchk.socket (and mysqlchk-inetd.socket, Accept=yes)"
 
 # --- /etc/services ----------------------------------------------------------------------------
 line="$(cat scripts/services.txt)"

@@ -334,35 +334,102 @@ async fn pending(stream: &TcpStream) -> bool {
     matches!(futures_lite::future::poll_once(stream.peek(&mut byte)).await, Some(Ok(1..)))
 }
 
-/// `--inetd`: one HTTP exchange on the socket xinetd or systemd (`Accept=yes`) passed as
-/// stdin, then return.
+/// `--inetd`: one HTTP exchange, then return. The connection is the socket systemd passes
+/// (`Accept=yes`: `LISTEN_FDS=1`, fd 3), else stdin: a socket (xinetd, `StandardInput=socket`)
+/// or pipes (`printf 'GET / HTTP/1.0\r\n\r\n' | mysqlchk --inetd`, answered on stdout).
 pub async fn serve_inetd(server: &Server) -> io::Result<()> {
-    let fd = std::io::stdin().as_fd().try_clone_to_owned()?;
-    let std_stream = std::net::TcpStream::from(fd);
-    if let Err(e) = std_stream.take_error() {
-        return Err(io::Error::new(e.kind(), format!("--inetd needs a socket on stdin: {e}")));
+    let Some(socket) = inetd_socket()? else {
+        return serve_inetd_pipes(server).await;
+    };
+    if let Err(e) = socket.take_error() {
+        return Err(io::Error::new(e.kind(), format!("--inetd needs a connected socket: {e}")));
     }
-    // A unix-socket peer (systemd ListenStream=/path) has no IP; --allow is about IPs.
-    let peer = match std_stream.peer_addr() {
+    let peer = match socket.peer_addr() {
         Ok(peer) => Some(peer),
         Err(e) if e.kind() == io::ErrorKind::NotConnected => {
             return Err(io::Error::new(
                 e.kind(),
-                "--inetd got a listening socket on stdin, not a connection: use Accept=yes \
+                "--inetd got a listening socket, not a connection: use Accept=yes \
                  (systemd-socket-activate --accept), or run without --inetd for socket activation",
             ));
         }
+        // A unix-socket peer (systemd ListenStream=/path) has no IP address.
         Err(_) => None,
     };
-    if let Some(peer) = peer {
-        if !server.allowed(peer.ip()) {
+    let label = match peer {
+        Some(peer) if !server.allowed(peer.ip()) => {
             log::debug!("{peer}: refused by --allow");
             return Ok(());
         }
-    }
-    let label = peer.map_or_else(|| "inetd client".to_string(), |p| p.to_string());
-    serve_http(TcpStream::try_from(std_stream)?, &label, server, None).await;
+        Some(peer) => peer.to_string(),
+        None if !server.config.allow.is_empty() => {
+            log::warn!("inetd client on a unix socket: refused by --allow, its address is unknown");
+            return Ok(());
+        }
+        None => "inetd client".to_string(),
+    };
+    serve_http(TcpStream::try_from(socket)?, &label, server, None).await;
     Ok(())
+}
+
+/// The connection `--inetd` serves: the one socket systemd passed, or stdin when it is a
+/// socket. `None`: stdin is a pipe, a file or a terminal.
+fn inetd_socket() -> io::Result<Option<std::net::TcpStream>> {
+    use std::os::fd::OwnedFd;
+    use std::os::unix::fs::FileTypeExt;
+    let mut fds = listenfd::ListenFd::from_env();
+    if fds.len() > 0 {
+        if fds.len() != 1 {
+            let n = fds.len();
+            return Err(io::Error::other(format!(
+                "--inetd serves one connection, but systemd passed {n} sockets: use one ListenStream= with Accept=yes"
+            )));
+        }
+        let passed = |e: io::Error| io::Error::new(e.kind(), format!("--inetd: the socket systemd passed: {e}"));
+        // listenfd checks the family and type only, so a connected socket passes as a "listener".
+        let fd = match fds.take_tcp_listener(0) {
+            Ok(Some(tcp)) => OwnedFd::from(tcp),
+            _ => match fds.take_unix_listener(0).map_err(passed)? {
+                Some(unix) => OwnedFd::from(unix),
+                None => return Err(passed(io::Error::other("already taken"))),
+            },
+        };
+        return Ok(Some(std::net::TcpStream::from(fd)));
+    }
+    let stdin = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let file = std::fs::File::from(stdin);
+    if file.metadata()?.file_type().is_socket() {
+        return Ok(Some(std::net::TcpStream::from(OwnedFd::from(file))));
+    }
+    Ok(None)
+}
+
+/// `--inetd` on pipes: the request from stdin, the response to stdout. The exchange runs over a
+/// socket pair so that [`serve_http`] serves it as any connection; blocking threads copy stdin
+/// in and the response out. The peer is unknown, so `--allow` refuses it.
+async fn serve_inetd_pipes(server: &Server) -> io::Result<()> {
+    if !server.config.allow.is_empty() {
+        log::warn!("--inetd on a pipe: refused by --allow, the client's address is unknown");
+        return Ok(());
+    }
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    let stream = TcpStream::try_from(std::net::TcpStream::from(std::os::fd::OwnedFd::from(ours)))?;
+    let theirs = async_net::unix::UnixStream::try_from(theirs)?;
+    let (mut to_server, from_server) = (theirs.clone(), theirs);
+    let inbound = async {
+        let _ = futures_lite::io::copy(smol::Unblock::new(std::io::stdin()), &mut to_server).await;
+        // End of stdin: the server's drain after the response ends too.
+        let _ = to_server.shutdown(Shutdown::Write);
+        futures_lite::future::pending::<io::Result<()>>().await
+    };
+    let outbound = async {
+        let mut stdout = smol::Unblock::new(std::io::stdout());
+        futures_lite::io::copy(from_server, &mut stdout).await?;
+        stdout.flush().await
+    };
+    let ((), written) =
+        futures_lite::future::zip(serve_http(stream, "stdin", server, None), outbound.or(inbound)).await;
+    written.map_err(|e| io::Error::new(e.kind(), format!("--inetd: writing the response to stdout: {e}")))
 }
 
 /// The status and body of a check, compatible with the xinetd script's.

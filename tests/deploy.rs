@@ -1,5 +1,5 @@
 //! The ways operators run mysqlchk, against a real MariaDB: under a real xinetd, under systemd
-//! socket activation (both `Accept=yes` and `Accept=no`), behind `--allow`, with a password file
+//! socket activation (both `Accept=yes`, on fd 3 or stdin, and `Accept=no`), behind `--allow`, with a password file
 //! and SIGHUP, scraped by Prometheus, and stopped with SIGTERM mid-check. Also: the password
 //! never leaks, and the shipped unit files and install script hold up.
 
@@ -347,16 +347,21 @@ fn xinetd_serves_checks_with_the_inetd_mode() {
 /// `systemd-socket-activate` on a free port running mysqlchk with `args` and `hapass` in its
 /// environment; `accept` is systemd's Accept=yes (one mysqlchk --inetd per connection).
 fn socket_activate(accept: bool, args: &[String]) -> (Proc, SocketAddr) {
+    let flags: &[&str] = if accept { &["-a", "--inetd"] } else { &[] };
+    activate(flags, bin(), args)
+}
+
+/// `systemd-socket-activate FLAGS -l <free port> PROGRAM ARGS`, with `hapass` in the
+/// environment.
+fn activate(flags: &[&str], program_path: &str, args: &[String]) -> (Proc, SocketAddr) {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut cmd = Command::new(program("systemd-socket-activate", "systemd"));
-    if accept {
-        cmd.args(["-a", "--inetd"]);
-    }
+    cmd.args(flags);
     // Like a unit's Environment=: systemd-socket-activate passes on only what -E names, and
     // -E NAME takes the value from our environment, keeping it out of every argv.
     cmd.args(["-E", "MYSQLCHK_PASSWORD", "-l"])
         .arg(addr.to_string())
-        .arg(bin())
+        .arg(program_path)
         .args(args)
         .env("MYSQLCHK_PASSWORD", "hapass")
         .stdin(Stdio::null())
@@ -394,6 +399,116 @@ fn systemd_socket_activate_inetd_mode_serves_one_exchange_per_connection() {
 
     let again = get(addr, "/");
     assert_eq!(again.status, 200, "{again:?}");
+}
+
+/// A shipped unit file.
+fn shipped(name: &str) -> String {
+    fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name)).unwrap()
+}
+
+/// The value of the one `key=` line of a unit file.
+fn unit_value(unit: &str, key: &str) -> String {
+    let prefix = format!("{key}=");
+    let mut values = unit.lines().filter_map(|l| l.strip_prefix(&prefix));
+    let value = values.next().unwrap_or_else(|| panic!("no {key}= in:\n{unit}"));
+    assert!(values.next().is_none(), "two {key}= lines in:\n{unit}");
+    value.to_string()
+}
+
+#[test]
+fn accept_yes_without_stdin_wiring_serves_the_connection_systemd_passes_as_fd_3() {
+    let db = shared();
+    let hostname = db.sql("select @@hostname");
+    let dir = TempDir::new("accept-fd3");
+    let mut args = vec!["--inetd".to_string()];
+    args.extend(check_flags(&db.addr(), "haproxy", &dir));
+    // -a alone: LISTEN_FDS=1, the connection on fd 3, stdin is /dev/null.
+    let (_sa, addr) = activate(&["-a"], bin(), &args);
+    for _ in 0..2 {
+        let up = get(addr, "/");
+        assert_eq!(up.status, 200, "{up:?}");
+        assert!(up.body.contains(&hostname), "{up:?}");
+        assert_clean(&up);
+    }
+}
+
+#[test]
+fn shipped_accept_yes_units_serve_under_systemd_socket_activate_with_and_without_stdin_wiring() {
+    let socket = shipped("mysqlchk-inetd.socket");
+    assert_eq!(unit_value(&socket, "Accept"), "yes");
+    assert_eq!(unit_value(&socket, "ListenStream"), "9200");
+    let service = shipped("mysqlchk-inetd@.service");
+    assert!(!service.contains("\nStandardInput="), "the service relies on LISTEN_FDS, not stdin:\n{service}");
+    // Both services share one hardening block, so the per-connection one cannot drift weaker.
+    let hardening = |unit: &str| unit[unit.find("# --- hardening").expect("hardening block")..].to_string();
+    let daemon = shipped("mysqlchk.service");
+    assert_eq!(
+        hardening(&service),
+        hardening(&daemon).split("\n[Install]").next().unwrap().trim_end().to_string() + "\n"
+    );
+
+    // ExecStart as systemd would run it, with the env file's MYSQLCHK_ARGS split on whitespace.
+    let exec = unit_value(&service, "ExecStart");
+    let mut argv = exec.split_whitespace();
+    assert_eq!(argv.next(), Some("/usr/local/bin/mysqlchk"), "{exec}");
+    let db = shared();
+    let hostname = db.sql("select @@hostname");
+    let dir = TempDir::new("inetd-units");
+    let env_args = check_flags(&db.addr(), "haproxy", &dir);
+    let args: Vec<String> =
+        argv.flat_map(|a| if a == "$MYSQLCHK_ARGS" { env_args.clone() } else { vec![a.to_string()] }).collect();
+    assert!(args.contains(&"--inetd".to_string()), "{exec}");
+    for flags in [&["-a"][..], &["-a", "--inetd"]] {
+        let (_sa, addr) = activate(flags, bin(), &args);
+        let up = get(addr, "/");
+        assert_eq!(up.status, 200, "{flags:?}: {up:?}");
+        assert!(up.body.contains(&hostname), "{flags:?}: {up:?}");
+        assert_clean(&up);
+    }
+}
+
+#[test]
+fn inetd_on_pipes_prints_the_full_response_and_exits_0() {
+    let db = shared();
+    let hostname = db.sql("select @@hostname");
+    let dir = TempDir::new("inetd-pipe");
+    let run = |extra: &[&str]| {
+        let mut cmd = common::mysqlchk();
+        cmd.arg("--inetd").args(check_flags(&db.addr(), "haproxy", &dir)).args(extra);
+        cmd.env("MYSQLCHK_PASSWORD", "hapass").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn mysqlchk --inetd");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        drop(stdin);
+        child.wait_with_output().expect("mysqlchk --inetd")
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    let r = common::parse_response(out.stdout);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains(&hostname), "{r:?}");
+    assert_clean(&r);
+
+    // The peer of a pipe is unknown: --allow refuses it, says why, and answers nothing.
+    let out = run(&["--allow", "127.0.0.1"]);
+    assert!(out.status.success(), "{}", out.status);
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("refused by --allow") && log.contains("address is unknown"), "{log}");
+}
+
+#[test]
+fn inetd_with_a_listening_socket_on_stdin_is_a_clear_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = common::mysqlchk()
+        .args(["--inetd", "--mysql", "127.0.0.1:1"])
+        .stdin(std::os::fd::OwnedFd::from(listener))
+        .output()
+        .expect("run mysqlchk --inetd");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("listening socket") && err.contains("Accept=yes"), "{err}");
+    assert!(out.stdout.is_empty());
 }
 
 #[test]
@@ -758,6 +873,8 @@ fn install_into_a_prefix_is_idempotent_and_keeps_the_env_file() {
     for (src, dst, m) in [
         ("mysqlchk.service", "etc/systemd/system/mysqlchk.service", 0o644),
         ("mysqlchk.socket", "etc/systemd/system/mysqlchk.socket", 0o644),
+        ("mysqlchk-inetd.socket", "etc/systemd/system/mysqlchk-inetd.socket", 0o644),
+        ("mysqlchk-inetd@.service", "etc/systemd/system/mysqlchk-inetd@.service", 0o644),
         ("mysqlchk.xinetd", "etc/xinetd.d/mysqlchk", 0o600),
     ] {
         assert_eq!(fs::read(scripts.join(src)).unwrap(), fs::read(root.join(dst)).unwrap(), "{dst}");
@@ -788,10 +905,16 @@ fn unit_files_pass_systemd_analyze_verify() {
     assert!(service.contains("ExecStart=/usr/local/bin/mysqlchk $MYSQLCHK_ARGS"), "{service}");
     fs::write(dir.join("mysqlchk.service"), service.replace("/usr/local/bin/mysqlchk", bin())).unwrap();
     fs::copy(scripts.join("mysqlchk.socket"), dir.join("mysqlchk.socket")).unwrap();
+    let inetd = fs::read_to_string(scripts.join("mysqlchk-inetd@.service")).unwrap();
+    assert!(inetd.contains("ExecStart=/usr/local/bin/mysqlchk --inetd $MYSQLCHK_ARGS"), "{inetd}");
+    fs::write(dir.join("mysqlchk-inetd@.service"), inetd.replace("/usr/local/bin/mysqlchk", bin())).unwrap();
+    fs::copy(scripts.join("mysqlchk-inetd.socket"), dir.join("mysqlchk-inetd.socket")).unwrap();
     let out = Command::new(program("systemd-analyze", "systemd"))
         .arg("verify")
         .arg(dir.join("mysqlchk.socket"))
         .arg(dir.join("mysqlchk.service"))
+        .arg(dir.join("mysqlchk-inetd.socket"))
+        .arg(dir.join("mysqlchk-inetd@.service"))
         .output()
         .expect("run systemd-analyze");
     let err = String::from_utf8_lossy(&out.stderr);
