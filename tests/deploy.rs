@@ -1,7 +1,7 @@
 //! The ways operators run mysqlchk, against a real MariaDB: under a real xinetd, under systemd
-//! socket activation (both `Accept=yes`, on fd 3 or stdin, and `Accept=no`), behind `--allow`, with a password file
-//! and SIGHUP, scraped by Prometheus, and stopped with SIGTERM mid-check. Also: the password
-//! never leaks, and the shipped unit files and install script hold up.
+//! socket activation (both `Accept=yes`, on fd 3 or stdin, and `Accept=no`), behind `--allow`,
+//! with a password file and SIGHUP, scraped by Prometheus, and stopped with SIGTERM mid-check.
+//! Also: the password never leaks, and the shipped unit files and install script hold up.
 
 mod common;
 
