@@ -61,6 +61,8 @@ need systemd-socket-activate systemd  # socket activation and Accept=yes in test
 need systemd-analyze systemd        # tests/deploy.rs verifies the unit files
 need curl curl                      # scripts/quickstart.sh
 need rsync rsync                    # Galera's rsync SST in the cluster tests (tests/common/galera.rs)
+need man man-db                     # tests/man.rs renders the man page with warnings on
+need groff groff                    # tests/man.rs: groff renders it (groff-base has the command)
 # The Galera provider is a library, not a command: the cluster tests load it into mariadbd.
 galera_provider=/usr/lib/galera/libgalera_smm.so
 [[ -f $galera_provider ]] || missing+=(galera-4)

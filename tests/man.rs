@@ -1,0 +1,78 @@
+//! The man page (man/mysqlchk.1) documents exactly the flags `--help` lists, names the current
+//! version, and renders without a groff warning.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+fn man_source() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/mysqlchk.1")).expect("man/mysqlchk.1")
+}
+
+/// Flags `--help` describes: its option lines start with two spaces and `--`.
+fn help_flags() -> BTreeSet<String> {
+    let out = common::mysqlchk().arg("--help").output().expect("run mysqlchk --help");
+    assert!(out.status.success(), "{out:?}");
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let flags: BTreeSet<String> = help
+        .lines()
+        .filter_map(|l| l.strip_prefix("  --"))
+        .map(|l| format!("--{}", l.split(|c: char| c.is_whitespace() || c == ',').next().unwrap_or("")))
+        .collect();
+    assert!(flags.len() > 10 && flags.contains("--help"), "{help}");
+    flags
+}
+
+/// Flags the man page's OPTIONS section gives an entry: the tag line after each `.TP`.
+fn man_flags() -> BTreeSet<String> {
+    let source = man_source();
+    let options = source.split("\n.SH OPTIONS\n").nth(1).expect("an OPTIONS section");
+    let options = options.split("\n.SH ").next().unwrap_or(options);
+    let lines: Vec<&str> = options.lines().collect();
+    lines
+        .windows(2)
+        .filter(|w| w[0] == ".TP")
+        .map(|w| {
+            let tag = w[1].trim_start_matches(".BI ").trim_start_matches(".B ");
+            let flag = tag.split_whitespace().next().unwrap_or("").replace("\\-", "-");
+            assert!(flag.starts_with("--"), "an OPTIONS entry that is not a flag: {}", w[1]);
+            flag
+        })
+        .collect()
+}
+
+#[test]
+fn man_page_documents_exactly_the_flags_help_lists() {
+    let (help, man) = (help_flags(), man_flags());
+    let undocumented: Vec<_> = help.difference(&man).collect();
+    let stale: Vec<_> = man.difference(&help).collect();
+    assert!(undocumented.is_empty(), "in --help but not in man/mysqlchk.1: {undocumented:?}");
+    assert!(stale.is_empty(), "in man/mysqlchk.1 but not in --help: {stale:?}");
+}
+
+#[test]
+fn man_page_names_the_crate_version() {
+    let th = man_source().lines().find(|l| l.starts_with(".TH ")).expect(".TH line").to_string();
+    assert!(th.contains(&format!("\"mysqlchk {}\"", env!("CARGO_PKG_VERSION"))), "{th}");
+}
+
+#[test]
+fn man_page_renders_without_groff_warnings() {
+    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/mysqlchk.1");
+    for warnings in ["--warnings", "--warnings=all"] {
+        let out = Command::new("man")
+            .args([warnings, "-l"])
+            .arg(&page)
+            .env("MANWIDTH", "80")
+            .env_remove("MANPAGER")
+            .env_remove("PAGER")
+            .output()
+            .expect("run man (apt-get install man-db groff; scripts/test.sh does)");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && err.trim().is_empty(), "man {warnings} -l: {}\n{err}", out.status);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("EXIT STATUS") && text.contains("--force-fail-file"), "{text}");
+    }
+}
