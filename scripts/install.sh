@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Installs mysqlchk: the binary in /usr/local/bin, the systemd units (socket-activated on 9200),
-# the /etc/services line, and /etc/mysqlchk/env (mode 600) for the password and flags. With
-# --xinetd, also the xinetd service (mode 600, it holds the password). Safe to run again: the
-# binary and units are replaced, the env file and an existing xinetd file are never touched.
+# Installs mysqlchk: the binary in /usr/local/bin, the man page, the systemd units
+# (socket-activated on 9200), the /etc/services line, and /etc/mysqlchk/env (mode 600) for the
+# password and flags. With --xinetd, also the xinetd service (mode 600, it holds the password).
+# Safe to run again: the binary, units and man page are replaced, the env file and an existing
+# xinetd file are never touched. Runs from a source checkout (scripts/install.sh) or from an
+# unpacked release tarball (./install.sh), whose files sit beside it.
 #
-# Usage: scripts/install.sh [--binary PATH] [--prefix DIR] [--xinetd]
-#   --binary PATH  install this binary instead of building target/release/mysqlchk
+# Usage: install.sh [--binary PATH] [--prefix DIR] [--xinetd]
+#   --binary PATH  install this binary (default: the mysqlchk beside install.sh in a tarball;
+#                  in a source checkout, target/release/mysqlchk, built with cargo)
 #   --prefix DIR   install under DIR (DIR/usr/local/bin, DIR/etc/...) and run no systemctl:
 #                  for packaging and tests; nothing outside DIR is touched
 #   --xinetd       also install /etc/xinetd.d/mysqlchk (not needed with the systemd units;
@@ -13,7 +16,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '7,13s/^# \{0,1\}//p' "$0" >&2
+    sed -n '9,16s/^# \{0,1\}//p' "$0" >&2
     exit 2
 }
 die() {
@@ -46,36 +49,53 @@ if [[ -n "$prefix" ]]; then
 elif [[ $(id -u) -ne 0 ]]; then
     die "installing into the system needs root (or use --prefix DIR)"
 fi
-cd "$(dirname "$0")/.."
+# The shipped files sit beside this script, in a tarball and in scripts/ alike.
+here="$(cd "$(dirname "$0")" && pwd)"
+if [[ -f "$here/mysqlchk.1" ]]; then
+    manpage="$here/mysqlchk.1" # an unpacked tarball
+else
+    manpage="$here/../man/mysqlchk.1" # a source checkout
+fi
+for f in mysqlchk.service mysqlchk.socket mysqlchk-inetd.socket mysqlchk-inetd@.service \
+    mysqlchk.xinetd services.txt; do
+    [[ -f "$here/$f" ]] || die "$here/$f is missing: run install.sh from the unpacked tarball or the source tree"
+done
+[[ -f "$manpage" ]] || die "$manpage is missing"
 
 # --- the binary -------------------------------------------------------------------------------
-if [[ -z "$binary" ]]; then
+if [[ -z "$binary" && -x "$here/mysqlchk" ]]; then
+    binary="$here/mysqlchk"
+elif [[ -z "$binary" ]]; then
+    [[ -f "$here/../Cargo.toml" ]] || die "no mysqlchk beside $0: pass --binary PATH"
     command -v cargo >/dev/null || die "cargo not found: build mysqlchk elsewhere and pass --binary PATH"
     say "building the release binary"
-    cargo build --release --quiet
-    binary="${CARGO_TARGET_DIR:-target}/release/mysqlchk"
+    (cd "$here/.." && cargo build --release --quiet)
+    binary="${CARGO_TARGET_DIR:-$here/../target}/release/mysqlchk"
 fi
 [[ -f "$binary" && -x "$binary" ]] || die "--binary $binary: not an executable file"
-"$binary" --help >/dev/null 2>&1 || die "$binary --help failed: is it a mysqlchk built for this machine?"
+"$binary" --version >/dev/null 2>&1 || die "$binary --version failed: is it a mysqlchk built for this machine?"
 
 bindir="$prefix/usr/local/bin"
 unitdir="$prefix/etc/systemd/system"
+mandir="$prefix/usr/local/share/man/man1"
 confdir="$prefix/etc/mysqlchk"
 xinetddir="$prefix/etc/xinetd.d"
 services="$prefix/etc/services"
 
 # `install` writes a new file and renames nothing in place, so a running mysqlchk keeps going.
-install -d -m 755 "$bindir" "$unitdir"
+install -d -m 755 "$bindir" "$unitdir" "$mandir"
 install -m 755 "$binary" "$bindir/mysqlchk"
 say "installed $bindir/mysqlchk"
-install -m 644 scripts/mysqlchk.service "$unitdir/mysqlchk.service"
-install -m 644 scripts/mysqlchk.socket "$unitdir/mysqlchk.socket"
-install -m 644 scripts/mysqlchk-inetd.socket "$unitdir/mysqlchk-inetd.socket"
-install -m 644 scripts/mysqlchk-inetd@.service "$unitdir/mysqlchk-inetd@.service"
+install -m 644 "$manpage" "$mandir/mysqlchk.1"
+say "installed $mandir/mysqlchk.1"
+install -m 644 "$here"/mysqlchk.service "$unitdir/mysqlchk.service"
+install -m 644 "$here"/mysqlchk.socket "$unitdir/mysqlchk.socket"
+install -m 644 "$here"/mysqlchk-inetd.socket "$unitdir/mysqlchk-inetd.socket"
+install -m 644 "$here"/mysqlchk-inetd@.service "$unitdir/mysqlchk-inetd@.service"
 say "installed $unitdir/mysqlchk.service and mysqlchk.socket (and mysqlchk-inetd.socket, Accept=yes)"
 
 # --- /etc/services ----------------------------------------------------------------------------
-line="$(cat scripts/services.txt)"
+line="$(cat "$here/services.txt")"
 touch "$services"
 if grep -Eq '^mysqlchk[[:space:]]' "$services"; then
     say "$services already names mysqlchk"
@@ -113,7 +133,7 @@ if $xinetd; then
     if [[ -e "$xinetddir/mysqlchk" ]]; then
         say "kept the existing $xinetddir/mysqlchk"
     else
-        install -m 600 scripts/mysqlchk.xinetd "$xinetddir/mysqlchk"
+        install -m 600 "$here"/mysqlchk.xinetd "$xinetddir/mysqlchk"
         say "installed $xinetddir/mysqlchk (mode 600): set MYSQLCHK_PASSWORD in its env line"
     fi
 fi

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Builds the release with no Docker: for each target a static, stripped mysqlchk packed as
-# dist/mysqlchk-<version>-<target>.tar.gz (binary, LICENSE, README.md), and dist/SHA256SUMS.
-# Two clean builds of one commit give byte-identical SHA256SUMS. Missing rustup and apt pieces
-# are installed; the per-target settings live in cross/ (cross/README.md explains them).
+# dist/mysqlchk-<version>-<target>.tar.gz (the binary, its man page, install.sh, the systemd
+# units, the xinetd service, services.txt, LICENSE, README.md, CHANGELOG.md) and as a Debian
+# package dist/mysqlchk_<version>-1_<arch>.deb (scripts/deb.sh), and dist/SHA256SUMS. Two clean
+# builds of one commit give byte-identical SHA256SUMS. Missing rustup and apt pieces are
+# installed; the per-target settings live in cross/ (cross/README.md explains them). A version
+# without an entry in CHANGELOG.md is refused.
 #
 # Usage: scripts/release.sh [TARGET...]     (default: all three musl targets)
 set -euo pipefail
@@ -15,9 +18,15 @@ targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${all_targets[@]}")
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 [[ -n $version ]] || die "no version in Cargo.toml"
-for f in LICENSE README.md; do
+# What an appliance needs beside the binary: everything install.sh installs, and the docs.
+payload=(LICENSE README.md CHANGELOG.md man/mysqlchk.1 scripts/install.sh scripts/services.txt
+    scripts/mysqlchk.service scripts/mysqlchk.socket scripts/mysqlchk-inetd.socket
+    scripts/mysqlchk-inetd@.service scripts/mysqlchk.xinetd)
+for f in "${payload[@]}"; do
     [[ -f $f ]] || die "$f is missing: it goes into every tarball"
 done
+grep -q "^## \[$version\]" CHANGELOG.md ||
+    die "CHANGELOG.md has no entry for $version: add a '## [$version] - YYYY-MM-DD' section first"
 
 # Every timestamp in the tarballs is the last commit's.
 if [[ -z ${SOURCE_DATE_EPOCH:-} ]]; then
@@ -27,6 +36,17 @@ fi
 export SOURCE_DATE_EPOCH
 
 command -v readelf >/dev/null || apt_install binutils
+command -v dpkg-deb >/dev/null || apt_install dpkg
+
+# deb_arch TARGET: the Debian architecture of a target triple.
+deb_arch() {
+    case "$1" in
+        x86_64-*) echo amd64 ;;
+        aarch64-*) echo arm64 ;;
+        armv7-*eabihf) echo armhf ;;
+        *) die "no Debian architecture for $1" ;;
+    esac
+}
 
 # check_binary FILE: fails unless FILE is static, stripped and within the size budget.
 check_binary() {
@@ -49,15 +69,31 @@ for target in "${targets[@]}"; do
 
     name="mysqlchk-$version-$target"
     stage=$(mktemp -d)
-    mkdir "$stage/$name"
+    mkdir -m 0755 "$stage/$name"
     install -m 0755 "$bin" "$stage/$name/mysqlchk"
-    install -m 0644 LICENSE README.md "$stage/$name/"
+    install -m 0755 scripts/install.sh "$stage/$name/"
+    for f in "${payload[@]}"; do
+        [[ $f == scripts/install.sh ]] || install -m 0644 "$f" "$stage/$name/"
+    done
     # Fixed order, owner and times, and no name or time in the gzip header: same bytes each run.
     tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner \
         --mtime="@$SOURCE_DATE_EPOCH" -cf - "$name" | gzip -9 -n >"dist/$name.tar.gz"
     rm -rf "$stage"
     log "dist/$name.tar.gz: mysqlchk is $(stat -c %s "$bin") bytes"
+
+    # The Debian package carries the TLS build where there is one: a Debian host has room.
+    deb_bin=$bin tls_stage=""
+    tls_tarball="dist/mysqlchk-tls-$version-$target.tar.gz"
+    if [[ -f $tls_tarball ]]; then
+        tls_stage=$(mktemp -d)
+        tar -C "$tls_stage" -xzf "$tls_tarball"
+        deb_bin=$(find "$tls_stage" -type f -name mysqlchk | head -n 1)
+        [[ -n $deb_bin ]] || die "$tls_tarball holds no mysqlchk binary"
+    fi
+    deb=$(scripts/deb.sh "$deb_bin" "$(deb_arch "$target")" dist)
+    [[ -z $tls_stage ]] || rm -rf "$tls_stage"
+    log "$deb: $(stat -c %s "$deb") bytes"
 done
 
-(cd dist && LC_ALL=C sha256sum -- *.tar.gz) >dist/SHA256SUMS
+(cd dist && LC_ALL=C sha256sum -- *.tar.gz *.deb) >dist/SHA256SUMS
 cat dist/SHA256SUMS

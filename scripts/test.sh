@@ -62,6 +62,9 @@ need systemd-analyze systemd        # tests/deploy.rs verifies the unit files
 need curl curl                      # scripts/quickstart.sh
 need rsync rsync                    # Galera's rsync SST in the cluster tests (tests/common/galera.rs)
 need man man-db                     # tests/man.rs renders the man page with warnings on
+need lintian lintian                # tests/packages.rs lints the .deb packages
+need dpkg-deb dpkg                  # scripts/deb.sh builds them, the tests install them
+need qemu-aarch64-static qemu-user-static  # tests/packages.rs runs the arm64/armhf binaries
 need groff groff                    # tests/man.rs: groff renders it (groff-base has the command)
 # The Galera provider is a library, not a command: the cluster tests load it into mariadbd.
 galera_provider=/usr/lib/galera/libgalera_smm.so
@@ -134,4 +137,19 @@ if [[ -f "cross/$musl.toml" ]]; then
     MYSQLCHK_TEST_BIN="$release_bin" cargo test --tests
 else
     die "no cross/$musl.toml: cannot test a static release build on this host ($host)"
+fi
+
+# --- the release artifacts: tarballs and .deb packages ---------------------------------------
+# scripts/release.sh builds all three targets (about 10 minutes from clean on a 2-core box, a
+# few seconds when they are built); tests/packages.rs then checks the tarballs, lints and
+# rebuilds the .debs, runs the foreign ones under qemu against MariaDB, and installs, upgrades
+# and purges the amd64 one: that needs root, as on CI's throwaway machine.
+echo "test.sh: scripts/release.sh" >&2
+scripts/release.sh >&2
+echo "test.sh: cargo test --test packages -- --ignored (against dist/)" >&2
+if [[ $(id -u) -eq 0 ]]; then
+    MYSQLCHK_DIST="$PWD/dist" cargo test --test packages -- --ignored
+else
+    command -v sudo >/dev/null || die "the package tests install a .deb: run as root (or with sudo)"
+    sudo env PATH="$PATH" MYSQLCHK_DIST="$PWD/dist" cargo test --test packages -- --ignored
 fi

@@ -880,6 +880,12 @@ fn install_into_a_prefix_is_idempotent_and_keeps_the_env_file() {
         assert_eq!(fs::read(scripts.join(src)).unwrap(), fs::read(root.join(dst)).unwrap(), "{dst}");
         assert_eq!(mode(&root.join(dst)), m, "{dst}");
     }
+    let man = root.join("usr/local/share/man/man1/mysqlchk.1");
+    assert_eq!(
+        fs::read(&man).unwrap(),
+        fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/mysqlchk.1")).unwrap()
+    );
+    assert_eq!(mode(&man), 0o644);
     let env = root.join("etc/mysqlchk/env");
     assert_eq!(mode(&env), 0o600);
     assert_eq!(mode(&root.join("etc/mysqlchk")), 0o700);
@@ -897,6 +903,48 @@ fn install_into_a_prefix_is_idempotent_and_keeps_the_env_file() {
 }
 
 #[test]
+fn install_sh_runs_from_an_unpacked_tarball_with_the_binary_beside_it() {
+    // The release tarball's layout: everything flat, beside install.sh (scripts/release.sh).
+    let dir = TempDir::new("tarball-layout");
+    let unpacked = dir.join("mysqlchk-x");
+    fs::create_dir(&unpacked).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in [
+        "scripts/install.sh",
+        "scripts/mysqlchk.service",
+        "scripts/mysqlchk.socket",
+        "scripts/mysqlchk-inetd.socket",
+        "scripts/mysqlchk-inetd@.service",
+        "scripts/mysqlchk.xinetd",
+        "scripts/services.txt",
+        "man/mysqlchk.1",
+    ] {
+        fs::copy(repo.join(f), unpacked.join(Path::new(f).file_name().unwrap())).unwrap();
+    }
+    fs::copy(bin(), unpacked.join("mysqlchk")).unwrap();
+    let root = dir.join("root");
+    let out = Command::new("./install.sh")
+        .arg("--prefix")
+        .arg(&root)
+        .current_dir(&unpacked)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ./install.sh");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}: {text}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("building"), "it built instead of taking the binary beside it: {text}");
+    assert_eq!(fs::read(root.join("usr/local/bin/mysqlchk")).unwrap(), fs::read(bin()).unwrap());
+    assert!(root.join("usr/local/share/man/man1/mysqlchk.1").is_file());
+    assert!(root.join("etc/systemd/system/mysqlchk-inetd@.service").is_file());
+
+    // Without the binary beside it, and outside a source tree, it says what to do.
+    fs::remove_file(unpacked.join("mysqlchk")).unwrap();
+    let out = Command::new("./install.sh").arg("--prefix").arg(&root).current_dir(&unpacked).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--binary PATH"), "{out:?}");
+}
+
+#[test]
 fn unit_files_pass_systemd_analyze_verify() {
     // verify insists the ExecStart binary exists: point it at the one under test.
     let dir = TempDir::new("verify");
@@ -909,7 +957,11 @@ fn unit_files_pass_systemd_analyze_verify() {
     assert!(inetd.contains("ExecStart=/usr/local/bin/mysqlchk --inetd $MYSQLCHK_ARGS"), "{inetd}");
     fs::write(dir.join("mysqlchk-inetd@.service"), inetd.replace("/usr/local/bin/mysqlchk", bin())).unwrap();
     fs::copy(scripts.join("mysqlchk-inetd.socket"), dir.join("mysqlchk-inetd.socket")).unwrap();
+    // verify runs `man mysqlchk(1)` for Documentation=: point it at the page in the repo.
+    fs::create_dir_all(dir.join("man/man1")).unwrap();
+    fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/mysqlchk.1"), dir.join("man/man1/mysqlchk.1")).unwrap();
     let out = Command::new(program("systemd-analyze", "systemd"))
+        .env("MANPATH", dir.join("man"))
         .arg("verify")
         .arg(dir.join("mysqlchk.socket"))
         .arg(dir.join("mysqlchk.service"))
