@@ -405,31 +405,41 @@ fn inetd_socket() -> io::Result<Option<std::net::TcpStream>> {
 }
 
 /// `--inetd` on pipes: the request from stdin, the response to stdout. The exchange runs over a
-/// socket pair so that [`serve_http`] serves it as any connection; blocking threads copy stdin
-/// in and the response out. The peer is unknown, so `--allow` refuses it.
+/// socket pair so that [`serve_http`] serves it as any connection; a plain thread copies stdin
+/// in, and the response (far smaller than the socket buffer) is copied out at the end. The peer
+/// is unknown, so `--allow` refuses it.
 async fn serve_inetd_pipes(server: &Server) -> io::Result<()> {
     if !server.config.allow.is_empty() {
         log::warn!("--inetd on a pipe: refused by --allow, the client's address is unknown");
         return Ok(());
     }
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair()?;
     let stream = TcpStream::try_from(std::net::TcpStream::from(std::os::fd::OwnedFd::from(ours)))?;
-    let theirs = async_net::unix::UnixStream::try_from(theirs)?;
-    let (mut to_server, from_server) = (theirs.clone(), theirs);
-    let inbound = async {
-        let _ = futures_lite::io::copy(smol::Unblock::new(std::io::stdin()), &mut to_server).await;
+    let mut to_server = theirs.try_clone()?;
+    // Never joined: it may block on a stdin that stays open, and the process exits anyway.
+    std::thread::spawn(move || {
+        let _ = pump(&mut std::io::stdin().lock(), &mut to_server);
         // End of stdin: the server's drain after the response ends too.
         let _ = to_server.shutdown(Shutdown::Write);
-        futures_lite::future::pending::<io::Result<()>>().await
-    };
-    let outbound = async {
-        let mut stdout = smol::Unblock::new(std::io::stdout());
-        futures_lite::io::copy(from_server, &mut stdout).await?;
-        stdout.flush().await
-    };
-    let ((), written) =
-        futures_lite::future::zip(serve_http(stream, "stdin", server, None), outbound.or(inbound)).await;
-    written.map_err(|e| io::Error::new(e.kind(), format!("--inetd: writing the response to stdout: {e}")))
+    });
+    serve_http(stream, "stdin", server, None).await;
+    // serve_http has closed its end: the response is all there, then the end.
+    pump(&mut theirs, &mut std::io::stdout().lock())
+        .map_err(|e| io::Error::new(e.kind(), format!("--inetd: writing the response to stdout: {e}")))
+}
+
+/// Copies until the end of `from`, then flushes. (Not `std::io::copy`: its splice fast paths
+/// cost the binary kilobytes for an exchange of a few hundred bytes.)
+fn pump(from: &mut dyn std::io::Read, to: &mut dyn std::io::Write) -> io::Result<()> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return to.flush(),
+            Ok(n) => to.write_all(&buf[..n])?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The status and body of a check, compatible with the xinetd script's.
