@@ -1,5 +1,6 @@
-//! The man page (man/mysqlchk.1) documents exactly the flags `--help` lists, names the current
-//! version, and renders without a groff warning.
+//! The docs that ship with the binary: the man page (man/mysqlchk.1) documents exactly the flags
+//! `--help` lists, names the current version, and renders without a groff warning; the
+//! changelog has an entry for the current version.
 
 mod common;
 
@@ -75,4 +76,12 @@ fn man_page_renders_without_groff_warnings() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("EXIT STATUS") && text.contains("--force-fail-file"), "{text}");
     }
+}
+
+#[test]
+fn changelog_has_an_entry_for_the_crate_version() {
+    // scripts/release.sh refuses a version without one; this catches it before a release.
+    let log = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("CHANGELOG.md")).unwrap();
+    let heading = format!("## [{}] - ", env!("CARGO_PKG_VERSION"));
+    assert!(log.lines().any(|l| l.starts_with(&heading)), "CHANGELOG.md has no \"{heading}YYYY-MM-DD\" entry");
 }
