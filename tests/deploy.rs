@@ -401,6 +401,14 @@ fn systemd_socket_activate_inetd_mode_serves_one_exchange_per_connection() {
     assert_eq!(again.status, 200, "{again:?}");
 }
 
+/// `GET /` at `addr` is a clean 200 naming `hostname`; `what` says which setup answered.
+fn assert_up(addr: SocketAddr, hostname: &str, what: &str) {
+    let up = get(addr, "/");
+    assert_eq!(up.status, 200, "{what}: {up:?}");
+    assert!(up.body.contains(hostname), "{what}: {up:?}");
+    assert_clean(&up);
+}
+
 /// A shipped unit file.
 fn shipped(name: &str) -> String {
     fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name)).unwrap()
@@ -425,10 +433,7 @@ fn accept_yes_without_stdin_wiring_serves_the_connection_systemd_passes_as_fd_3(
     // -a alone: LISTEN_FDS=1, the connection on fd 3, stdin is /dev/null.
     let (_sa, addr) = activate(&["-a"], bin(), &args);
     for _ in 0..2 {
-        let up = get(addr, "/");
-        assert_eq!(up.status, 200, "{up:?}");
-        assert!(up.body.contains(&hostname), "{up:?}");
-        assert_clean(&up);
+        assert_up(addr, &hostname, "-a");
     }
 }
 
@@ -460,10 +465,7 @@ fn shipped_accept_yes_units_serve_under_systemd_socket_activate_with_and_without
     assert!(args.contains(&"--inetd".to_string()), "{exec}");
     for flags in [&["-a"][..], &["-a", "--inetd"]] {
         let (_sa, addr) = activate(flags, bin(), &args);
-        let up = get(addr, "/");
-        assert_eq!(up.status, 200, "{flags:?}: {up:?}");
-        assert!(up.body.contains(&hostname), "{flags:?}: {up:?}");
-        assert_clean(&up);
+        assert_up(addr, &hostname, &flags.join(" "));
     }
 }
 
