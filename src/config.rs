@@ -96,7 +96,8 @@ pub struct Args {
     #[argh(switch)]
     pub lag_weight: bool,
 
-    /// serve one HTTP exchange on stdin/stdout and exit (xinetd, systemd Accept=yes)
+    /// serve one HTTP exchange and exit: the connection systemd passes (Accept=yes), else
+    /// stdin/stdout (xinetd, or pipes to try it by hand)
     #[argh(switch)]
     pub inetd: bool,
 
