@@ -85,3 +85,26 @@ fn changelog_has_an_entry_for_the_crate_version() {
     let heading = format!("## [{}] - ", env!("CARGO_PKG_VERSION"));
     assert!(log.lines().any(|l| l.starts_with(&heading)), "CHANGELOG.md has no \"{heading}YYYY-MM-DD\" entry");
 }
+
+#[test]
+fn man_page_haproxy_example_is_a_valid_configuration_without_warnings() {
+    let source = man_source();
+    let example = source
+        .split(".EX\n")
+        .skip(1)
+        .filter_map(|block| block.split("\n.EE").next())
+        .find(|block| block.starts_with("defaults"))
+        .expect("an HAProxy example starting with defaults");
+    let config = example.replace("\\-", "-");
+    let dir = common::TempDir::new("man-haproxy");
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, format!("{config}\n")).unwrap();
+    let out = Command::new("haproxy")
+        .arg("-c")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .expect("run haproxy (apt-get install haproxy; scripts/test.sh does)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && !text.contains("WARNING"), "haproxy -c: {}\n{text}\n{config}", out.status);
+}
