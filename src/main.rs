@@ -66,24 +66,16 @@ fn config_error_code(once: bool) -> ExitCode {
 /// argv -> [`Args`], as `argh::from_env` does, except that a parse error exits 3 under
 /// `--once`. `--help` prints to stdout and exits 0.
 fn parse_args() -> Result<Args, ExitCode> {
-    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let once = raw.iter().skip(1).take_while(|a| *a != "--").any(|a| a == "--once");
-    let Some(strings) = raw.iter().map(|a| a.to_str()).collect::<Option<Vec<&str>>>() else {
-        eprintln!("mysqlchk: error: an argument is not valid UTF-8");
-        return Err(config_error_code(once));
-    };
-    let Some((argv0, rest)) = strings.split_first() else {
-        eprintln!("mysqlchk: error: no program name, argv is empty");
-        return Err(config_error_code(once));
-    };
-    let name = std::path::Path::new(argv0).file_name().and_then(|n| n.to_str()).unwrap_or("mysqlchk");
-    Args::from_args(&[name], rest).map_err(|exit| match exit.status {
+    let raw: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    let once = raw.iter().take_while(|a| *a != "--").any(|a| a == "--once");
+    let args: Vec<&str> = raw.iter().map(String::as_str).collect();
+    Args::from_args(&["mysqlchk"], &args).map_err(|exit| match exit.status {
         Ok(()) => {
             println!("{}", exit.output);
             ExitCode::SUCCESS
         }
         Err(()) => {
-            eprintln!("mysqlchk: error: {}\nRun {name} --help for more information.", exit.output.trim_end());
+            eprintln!("mysqlchk: error: {}\nRun mysqlchk --help for more information.", exit.output.trim_end());
             config_error_code(once)
         }
     })

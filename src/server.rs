@@ -363,7 +363,7 @@ pub async fn serve_inetd(server: &Server) -> io::Result<()> {
         }
         Some(peer) => peer.to_string(),
         None if !server.config.allow.is_empty() => {
-            log::warn!("inetd client on a unix socket: refused by --allow, its address is unknown");
+            log::warn!("{UNKNOWN_PEER}");
             return Ok(());
         }
         None => "inetd client".to_string(),
@@ -372,6 +372,9 @@ pub async fn serve_inetd(server: &Server) -> io::Result<()> {
     Ok(())
 }
 
+/// A pipe or a unix socket has no address that `--allow` could admit.
+const UNKNOWN_PEER: &str = "--inetd client refused by --allow: its address is unknown (a pipe or a unix socket)";
+
 /// The connection `--inetd` serves: the one socket systemd passed, or stdin when it is a
 /// socket. `None`: stdin is a pipe, a file or a terminal.
 fn inetd_socket() -> io::Result<Option<std::net::TcpStream>> {
@@ -379,27 +382,15 @@ fn inetd_socket() -> io::Result<Option<std::net::TcpStream>> {
     use std::os::unix::fs::FileTypeExt;
     let mut fds = listenfd::ListenFd::from_env();
     if fds.len() > 0 {
-        if fds.len() != 1 {
-            let n = fds.len();
-            return Err(io::Error::other(format!(
-                "--inetd serves one connection, but systemd passed {n} sockets: use one ListenStream= with Accept=yes"
-            )));
-        }
-        let passed = |e: io::Error| io::Error::new(e.kind(), format!("--inetd: the socket systemd passed: {e}"));
         // listenfd checks the family and type only, so a connected socket passes as a "listener".
-        let fd = match fds.take_tcp_listener(0) {
-            Ok(Some(tcp)) => OwnedFd::from(tcp),
-            _ => match fds.take_unix_listener(0).map_err(passed)? {
-                Some(unix) => OwnedFd::from(unix),
-                None => return Err(passed(io::Error::other("already taken"))),
-            },
+        return match (fds.len(), fds.take_tcp_listener(0)) {
+            (1, Ok(Some(tcp))) => Ok(Some(OwnedFd::from(tcp).into())),
+            _ => Err(io::Error::other("--inetd takes one TCP connection from systemd (Accept=yes, one ListenStream=)")),
         };
-        return Ok(Some(std::net::TcpStream::from(fd)));
     }
-    let stdin = std::io::stdin().as_fd().try_clone_to_owned()?;
-    let file = std::fs::File::from(stdin);
-    if file.metadata()?.file_type().is_socket() {
-        return Ok(Some(std::net::TcpStream::from(OwnedFd::from(file))));
+    let stdin = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    if stdin.metadata()?.file_type().is_socket() {
+        return Ok(Some(OwnedFd::from(stdin).into()));
     }
     Ok(None)
 }
@@ -410,18 +401,19 @@ fn inetd_socket() -> io::Result<Option<std::net::TcpStream>> {
 /// is unknown, so `--allow` refuses it.
 async fn serve_inetd_pipes(server: &Server) -> io::Result<()> {
     if !server.config.allow.is_empty() {
-        log::warn!("--inetd on a pipe: refused by --allow, the client's address is unknown");
+        log::warn!("{UNKNOWN_PEER}");
         return Ok(());
     }
     let (ours, mut theirs) = std::os::unix::net::UnixStream::pair()?;
     let stream = TcpStream::try_from(std::net::TcpStream::from(std::os::fd::OwnedFd::from(ours)))?;
     let mut to_server = theirs.try_clone()?;
     // Never joined: it may block on a stdin that stays open, and the process exits anyway.
-    std::thread::spawn(move || {
+    smol::unblock(move || {
         let _ = pump(&mut std::io::stdin().lock(), &mut to_server);
         // End of stdin: the server's drain after the response ends too.
         let _ = to_server.shutdown(Shutdown::Write);
-    });
+    })
+    .detach();
     serve_http(stream, "stdin", server, None).await;
     // serve_http has closed its end: the response is all there, then the end.
     pump(&mut theirs, &mut std::io::stdout().lock())
