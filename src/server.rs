@@ -396,9 +396,9 @@ fn inetd_socket() -> io::Result<Option<std::net::TcpStream>> {
 }
 
 /// `--inetd` on pipes: the request from stdin, the response to stdout. The exchange runs over a
-/// socket pair so that [`serve_http`] serves it as any connection; a plain thread copies stdin
-/// in, and the response (far smaller than the socket buffer) is copied out at the end. The peer
-/// is unknown, so `--allow` refuses it.
+/// socket pair so that [`serve_http`] serves it as any connection; a blocking-pool thread copies
+/// stdin in, and the response (far smaller than the socket buffer) is copied out at the end. The
+/// peer is unknown, so `--allow` refuses it.
 async fn serve_inetd_pipes(server: &Server) -> io::Result<()> {
     if !server.config.allow.is_empty() {
         log::warn!("{UNKNOWN_PEER}");
@@ -407,7 +407,7 @@ async fn serve_inetd_pipes(server: &Server) -> io::Result<()> {
     let (ours, mut theirs) = std::os::unix::net::UnixStream::pair()?;
     let stream = TcpStream::try_from(std::net::TcpStream::from(std::os::fd::OwnedFd::from(ours)))?;
     let mut to_server = theirs.try_clone()?;
-    // Never joined: it may block on a stdin that stays open, and the process exits anyway.
+    // Never awaited: it may block on a stdin that stays open, and the process exits anyway.
     smol::unblock(move || {
         let _ = pump(&mut std::io::stdin().lock(), &mut to_server);
         // End of stdin: the server's drain after the response ends too.
