@@ -338,8 +338,9 @@ async fn pending(stream: &TcpStream) -> bool {
 /// (`Accept=yes`: `LISTEN_FDS=1`, fd 3), else stdin: a socket (xinetd, `StandardInput=socket`)
 /// or pipes (`printf 'GET / HTTP/1.0\r\n\r\n' | mysqlchk --inetd`, answered on stdout).
 pub async fn serve_inetd(server: &Server) -> io::Result<()> {
-    let Some(socket) = inetd_socket()? else {
-        return serve_inetd_pipes(server).await;
+    let socket = match inetd_connection()? {
+        Ok(socket) => socket,
+        Err(stdin) => return serve_inetd_pipes(server, stdin).await,
     };
     if let Err(e) = socket.take_error() {
         return Err(io::Error::new(e.kind(), format!("--inetd needs a connected socket: {e}")));
@@ -376,30 +377,30 @@ pub async fn serve_inetd(server: &Server) -> io::Result<()> {
 const UNKNOWN_PEER: &str = "--inetd client refused by --allow: its address is unknown (a pipe or a unix socket)";
 
 /// The connection `--inetd` serves: the one socket systemd passed, or stdin when it is a
-/// socket. `None`: stdin is a pipe, a file or a terminal.
-fn inetd_socket() -> io::Result<Option<std::net::TcpStream>> {
+/// socket; `Err(stdin)` when stdin is a pipe, a file or a terminal.
+fn inetd_connection() -> io::Result<Result<std::net::TcpStream, std::fs::File>> {
     use std::os::fd::OwnedFd;
     use std::os::unix::fs::FileTypeExt;
     let mut fds = listenfd::ListenFd::from_env();
     if fds.len() > 0 {
         // listenfd checks the family and type only, so a connected socket passes as a "listener".
         return match (fds.len(), fds.take_tcp_listener(0)) {
-            (1, Ok(Some(tcp))) => Ok(Some(OwnedFd::from(tcp).into())),
+            (1, Ok(Some(tcp))) => Ok(Ok(OwnedFd::from(tcp).into())),
             _ => Err(io::Error::other("--inetd takes one TCP connection from systemd (Accept=yes, one ListenStream=)")),
         };
     }
     let stdin = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
     if stdin.metadata()?.file_type().is_socket() {
-        return Ok(Some(OwnedFd::from(stdin).into()));
+        return Ok(Ok(OwnedFd::from(stdin).into()));
     }
-    Ok(None)
+    Ok(Err(stdin))
 }
 
 /// `--inetd` on pipes: the request from stdin, the response to stdout. The exchange runs over a
 /// socket pair so that [`serve_http`] serves it as any connection; a blocking-pool thread copies
 /// stdin in, and the response (far smaller than the socket buffer) is copied out at the end. The
 /// peer is unknown, so `--allow` refuses it.
-async fn serve_inetd_pipes(server: &Server) -> io::Result<()> {
+async fn serve_inetd_pipes(server: &Server, mut stdin: std::fs::File) -> io::Result<()> {
     if !server.config.allow.is_empty() {
         log::warn!("{UNKNOWN_PEER}");
         return Ok(());
@@ -409,7 +410,7 @@ async fn serve_inetd_pipes(server: &Server) -> io::Result<()> {
     let mut to_server = theirs.try_clone()?;
     // Never awaited: it may block on a stdin that stays open, and the process exits anyway.
     smol::unblock(move || {
-        let _ = pump(&mut std::io::stdin().lock(), &mut to_server);
+        let _ = pump(&mut stdin, &mut to_server);
         // End of stdin: the server's drain after the response ends too.
         let _ = to_server.shutdown(Shutdown::Write);
     })
