@@ -7,16 +7,19 @@
 #
 # Usage: scripts/deb.sh BINARY ARCH OUTDIR      (ARCH: amd64, arm64 or armhf)
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 die() {
     echo "deb.sh: error: $*" >&2
     exit 1
 }
 [[ $# -eq 3 ]] || die "usage: scripts/deb.sh BINARY ARCH OUTDIR"
-binary=$1 arch=$2 outdir=$3
+# Paths are the caller's: resolve them before moving to the repository.
+binary=$(realpath -e -- "$1") || die "$1: no such file"
+arch=$2
+outdir=$(realpath -m -- "$3")
+cd "$(dirname "$0")/.."
 case "$arch" in amd64 | arm64 | armhf) ;; *) die "unknown architecture $arch (amd64, arm64 or armhf)" ;; esac
-[[ -f $binary ]] || die "$binary: no such file"
+[[ -f $binary ]] || die "$binary: not a file"
 command -v dpkg-deb >/dev/null || die "dpkg-deb not found (apt-get install dpkg)"
 
 upstream=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)

@@ -80,19 +80,18 @@ for target in "${targets[@]}"; do
         --mtime="@$SOURCE_DATE_EPOCH" -cf - "$name" | gzip -9 -n >"dist/$name.tar.gz"
     rm -rf "$stage"
     log "dist/$name.tar.gz: mysqlchk is $(stat -c %s "$bin") bytes"
+done
 
-    # The Debian package carries the TLS build where there is one: a Debian host has room.
-    deb_bin=$bin tls_stage=""
-    tls_tarball="dist/mysqlchk-tls-$version-$target.tar.gz"
-    if [[ -f $tls_tarball ]]; then
-        tls_stage=$(mktemp -d)
-        tar -C "$tls_stage" -xzf "$tls_tarball"
-        deb_bin=$(find "$tls_stage" -type f -name mysqlchk | head -n 1)
-        [[ -n $deb_bin ]] || die "$tls_tarball holds no mysqlchk binary"
-    fi
-    deb=$(scripts/deb.sh "$deb_bin" "$(deb_arch "$target")" dist)
-    [[ -z $tls_stage ]] || rm -rf "$tls_stage"
-    log "$deb: $(stat -c %s "$deb") bytes"
+# The Debian packages, from the binaries in the tarballs: the TLS build where there is one (a
+# Debian host has room for it), else the plain one.
+for target in "${targets[@]}"; do
+    tarball="dist/mysqlchk-tls-$version-$target.tar.gz"
+    [[ -f $tarball ]] || tarball="dist/mysqlchk-$version-$target.tar.gz"
+    unpacked=$(mktemp -d)
+    tar -C "$unpacked" -xzf "$tarball"
+    deb=$(scripts/deb.sh "$unpacked"/*/mysqlchk "$(deb_arch "$target")" dist)
+    rm -rf "$unpacked"
+    log "$deb: $(stat -c %s "$deb") bytes, from $tarball"
 done
 
 (cd dist && LC_ALL=C sha256sum -- *.tar.gz *.deb) >dist/SHA256SUMS

@@ -140,7 +140,7 @@ else
 fi
 
 # --- the release artifacts: tarballs and .deb packages ---------------------------------------
-# scripts/release.sh builds all three targets (about 10 minutes from clean on a 2-core box, a
+# scripts/release.sh builds all three targets (about 7 minutes from clean on a 2-core box, a
 # few seconds when they are built); tests/packages.rs then checks the tarballs, lints and
 # rebuilds the .debs, runs the foreign ones under qemu against MariaDB, and installs, upgrades
 # and purges the amd64 one: that needs root, as on CI's throwaway machine.

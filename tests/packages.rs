@@ -146,11 +146,24 @@ fn tarball_holds_what_an_appliance_needs_and_installs_from_where_it_is_unpacked(
 
 #[test]
 #[ignore = "needs dist/ from scripts/release.sh and root: scripts/test.sh runs it"]
-fn debs_are_reproducible_from_their_binary() {
-    for (arch, _, _) in ARCHES {
+fn debs_carry_the_tarballs_binary_and_are_reproducible_from_it() {
+    for (arch, target, _) in ARCHES {
         let deb = deb(arch);
         let x = extract(&deb, "deb-repro");
         let bin = x.join("usr/bin/mysqlchk");
+        // The TLS build where there is one, else the plain one: byte for byte.
+        let tls = dist().join(format!("mysqlchk-tls-{VERSION}-{target}.tar.gz"));
+        let (tarball, name) = if tls.is_file() {
+            (tls, format!("mysqlchk-tls-{VERSION}-{target}"))
+        } else {
+            (dist().join(format!("mysqlchk-{VERSION}-{target}.tar.gz")), format!("mysqlchk-{VERSION}-{target}"))
+        };
+        let t = TempDir::new("deb-tarball");
+        run(Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(&t.0));
+        assert!(
+            fs::read(t.join(&name).join("mysqlchk")).unwrap() == fs::read(&bin).unwrap(),
+            "{arch}: not {name}'s binary"
+        );
         // Every mtime in the package is SOURCE_DATE_EPOCH.
         let epoch = fs::metadata(&bin).unwrap().mtime();
         let out = TempDir::new("deb-rebuild");
