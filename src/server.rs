@@ -396,43 +396,35 @@ fn inetd_connection() -> io::Result<Result<std::net::TcpStream, std::fs::File>> 
     Ok(Err(stdin))
 }
 
-/// `--inetd` on pipes: the request from stdin, the response to stdout. The exchange runs over a
-/// socket pair so that [`serve_http`] serves it as any connection; a blocking-pool thread copies
-/// stdin in, and the response (far smaller than the socket buffer) is copied out at the end. The
-/// peer is unknown, so `--allow` refuses it.
+/// `--inetd` on pipes: the request from stdin, the response to stdout, as a connection's would be
+/// (by hand: `printf 'GET / HTTP/1.0\r\n\r\n' | mysqlchk --inetd`). Reading blocks, as a pipe
+/// read by hand should; the end of stdin before a complete head ends the exchange unanswered,
+/// as a client that hangs up does. The peer is unknown, so `--allow` refuses it.
 async fn serve_inetd_pipes(server: &Server, mut stdin: std::fs::File) -> io::Result<()> {
+    use std::io::{Read, Write};
     if !server.config.allow.is_empty() {
         log::warn!("{UNKNOWN_PEER}");
         return Ok(());
     }
-    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair()?;
-    let stream = TcpStream::try_from(std::net::TcpStream::from(std::os::fd::OwnedFd::from(ours)))?;
-    let mut to_server = theirs.try_clone()?;
-    // Never awaited: it may block on a stdin that stays open, and the process exits anyway.
-    smol::unblock(move || {
-        let _ = pump(&mut stdin, &mut to_server);
-        // End of stdin: the server's drain after the response ends too.
-        let _ = to_server.shutdown(Shutdown::Write);
-    })
-    .detach();
-    serve_http(stream, "stdin", server, None).await;
-    // serve_http has closed its end: the response is all there, then the end.
-    pump(&mut theirs, &mut std::io::stdout().lock())
-        .map_err(|e| io::Error::new(e.kind(), format!("--inetd: writing the response to stdout: {e}")))
-}
-
-/// Copies until the end of `from`, then flushes. (Not `std::io::copy`: its splice fast paths
-/// cost the binary kilobytes for an exchange of a few hundred bytes.)
-fn pump(from: &mut dyn std::io::Read, to: &mut dyn std::io::Write) -> io::Result<()> {
-    let mut buf = [0u8; 4096];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) => return to.flush(),
-            Ok(n) => to.write_all(&buf[..n])?,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let head = loop {
+        let n = stdin.read(&mut chunk)?;
+        buf.extend_from_slice(&chunk[..n]);
+        match http::parse_request(&buf) {
+            _ if n == 0 => return Ok(()),
+            Ok(Some(req)) => break Head::Request(req),
+            Ok(None) => {}
+            Err(e) => break Head::Bad(e),
         }
-    }
+    };
+    let (status, content_type, body, head_only) = answer_head(head, "stdin", server).await;
+    server.checker.metrics.http(status.code());
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&http::render(status, content_type, &body, head_only))
+        .and_then(|()| stdout.flush())
+        .map_err(|e| io::Error::new(e.kind(), format!("--inetd: writing the response to stdout: {e}")))
 }
 
 /// The status and body of a check, compatible with the xinetd script's.
