@@ -3,13 +3,11 @@
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
-use std::rc::Rc;
 
 use argh::FromArgs;
 use mysqlchk::check::{Checker, Verdict};
 use mysqlchk::config::{Args, Config, PASSWORD_ENV};
 use mysqlchk::server;
-use smol::LocalExecutor;
 
 fn main() -> ExitCode {
     let args = match parse_args() {
@@ -42,13 +40,8 @@ fn main() -> ExitCode {
         return run_once(&config);
     }
     let inetd = config.inetd;
-    let ex = Rc::new(LocalExecutor::new());
     let server = server::Server::new(config);
-    let result = if inetd {
-        smol::block_on(server::serve_inetd(&server))
-    } else {
-        smol::block_on(ex.run(server::run(ex.clone(), server)))
-    };
+    let result = if inetd { server::block_on_inetd(&server) } else { server::block_on_daemon(server) };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -90,7 +83,7 @@ fn version_line() -> String {
 /// One check, one line, Nagios exit codes: 0 OK, 2 CRITICAL.
 fn run_once(config: &Config) -> ExitCode {
     let checker = Checker::new(config.check.clone(), config.password.clone());
-    let (verdict, elapsed) = smol::block_on(checker.check(&config.profile));
+    let (verdict, elapsed) = checker.check_blocking(&config.profile);
     let ms = elapsed.as_secs_f64() * 1000.0;
     match verdict {
         Verdict::Up { value, detail, .. } => {

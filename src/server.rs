@@ -139,6 +139,19 @@ enum Protocol {
     Agent,
 }
 
+/// The daemon ([`run`]) to the end, on a local executor on this thread. Not async, like
+/// [`block_on_inetd`]: the binary crate then instantiates none of the library's futures, each of
+/// which would be a second copy of its code.
+pub fn block_on_daemon(server: Rc<Server>) -> io::Result<()> {
+    let ex = Rc::new(LocalExecutor::new());
+    smol::block_on(ex.run(run(ex.clone(), server)))
+}
+
+/// One `--inetd` exchange ([`serve_inetd`]) to the end, on this thread.
+pub fn block_on_inetd(server: &Server) -> io::Result<()> {
+    smol::block_on(serve_inetd(server))
+}
+
 /// Binds every listen address (or takes the sockets systemd passed), serves until SIGTERM or
 /// SIGINT, then lets checks in flight finish before returning.
 pub async fn run(ex: Rc<LocalExecutor<'static>>, server: Rc<Server>) -> io::Result<()> {

@@ -69,3 +69,13 @@ fn configuration_errors_without_once_exit_1() {
         assert!(text(&out.stderr).contains("error"), "{args:?}");
     }
 }
+
+#[test]
+fn the_binary_crate_polls_no_library_future() {
+    // A library future polled from main.rs (smol::block_on, .await) is compiled a second time in
+    // the binary crate: 10 KB of the armv7 build's 400 KiB. main.rs calls blocking entry points.
+    let main = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/main.rs")).unwrap();
+    for polling in ["smol::", "futures_lite::", ".await", "async "] {
+        assert!(!main.contains(polling), "src/main.rs uses {polling}: call a blocking entry point of the library");
+    }
+}
