@@ -413,14 +413,14 @@ impl Checker {
         *self.password.borrow_mut() = password;
     }
 
-    /// Judges `profile` now. The operator's files are read on every call, so a drain is never
-    /// delayed by the cache or by a check in flight.
     /// [`Checker::check`] to the end, on this thread (`--once`). Not async: the binary crate
     /// then instantiates none of the library's futures, each of which would be a second copy.
     pub fn check_blocking(&self, profile: &Profile) -> (Verdict, Duration) {
         smol::block_on(self.check(profile))
     }
 
+    /// Judges `profile` now. The operator's files are read on every call, so a drain is never
+    /// delayed by the cache or by a check in flight.
     pub async fn check(&self, profile: &Profile) -> (Verdict, Duration) {
         let start = Instant::now();
         let kind = profile.kind();
