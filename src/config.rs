@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
+use crate::link::{TlsClient, TlsLoadError};
 use crate::mysql::Transport;
 use crate::profile::{Defaults, PathError, Profile, PATHS};
 
@@ -36,6 +37,24 @@ pub struct Args {
     /// file holding the password (one line); otherwise $MYSQLCHK_PASSWORD, otherwise empty
     #[argh(option)]
     pub password_file: Option<PathBuf>,
+
+    /// TLS to the server: DISABLED (default), PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY;
+    /// needs the TLS build (mysqlchk-tls)
+    #[argh(option, default = "String::from(\"DISABLED\")")]
+    pub ssl_mode: String,
+
+    /// PEM bundle of the CAs that may sign the server's certificate (VERIFY_CA,
+    /// VERIFY_IDENTITY); reread on SIGHUP
+    #[argh(option)]
+    pub ssl_ca: Option<PathBuf>,
+
+    /// PEM client certificate (chain) for REQUIRE X509 users; reread on SIGHUP
+    #[argh(option)]
+    pub ssl_cert: Option<PathBuf>,
+
+    /// PEM private key of --ssl-cert, not readable by group or others; reread on SIGHUP
+    #[argh(option)]
+    pub ssl_key: Option<PathBuf>,
 
     /// database to select at login (optional)
     #[argh(option)]
@@ -216,6 +235,10 @@ pub struct CheckConfig {
     /// How long a verdict may be reused without a login (zero: only checks in flight are shared).
     pub cache: Duration,
     pub defaults: Defaults,
+    /// The `--ssl-*` flags, kept to reread the files on SIGHUP.
+    pub ssl: Ssl,
+    /// The TLS settings they gave at start; `None` without TLS (or over a unix socket).
+    pub tls: Option<TlsClient>,
 }
 
 /// An allowed network. Both families live in the IPv6 space (IPv4 as `::ffff:a.b.c.d`), so an
@@ -328,6 +351,14 @@ pub enum ConfigError {
     /// A flag naming an operator file must name an absolute path.
     RelativeFile(&'static str, PathBuf),
     AgentProfile(PathError),
+    SslMode(String),
+    /// A VERIFY mode without --ssl-ca.
+    SslNeedsCa(SslMode),
+    /// --ssl-cert without --ssl-key, or the other way round.
+    SslCertKey,
+    /// A `--ssl-*` flag (named) given to the plain build.
+    NoTlsBuild(&'static str),
+    Tls(TlsLoadError),
 }
 
 impl fmt::Display for ConfigError {
@@ -365,6 +396,21 @@ impl fmt::Display for ConfigError {
                 p.display()
             ),
             ConfigError::CacheMs(ms) => write!(f, "invalid --cache-ms {ms}: must be at most 3600000 ms"),
+            ConfigError::SslMode(s) => write!(
+                f,
+                "invalid --ssl-mode \"{}\": expected DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY",
+                s.escape_debug()
+            ),
+            ConfigError::SslNeedsCa(mode) => {
+                write!(f, "--ssl-mode {mode} needs --ssl-ca (the CA bundle to verify against)")
+            }
+            ConfigError::SslCertKey => f.write_str("--ssl-cert and --ssl-key go together"),
+            ConfigError::NoTlsBuild(flag) => write!(
+                f,
+                "{flag} needs TLS, which this build does not have; use the TLS build (mysqlchk-tls tarball, \
+                 or cargo build --features tls)"
+            ),
+            ConfigError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -406,10 +452,8 @@ fn operator_file(flag: &'static str, p: PathBuf) -> Result<PathBuf, ConfigError>
 /// Reads a password file: its content, less one trailing line ending. Like ssh with its keys,
 /// refuses a file that group or others may access.
 pub fn read_password_file(path: &std::path::Path) -> Result<Password, ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
     let io_err = |e| ConfigError::PasswordFile(path.to_path_buf(), e);
-    let mode = std::fs::metadata(path).map_err(io_err)?.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
+    if let Some(mode) = shared_mode(path).map_err(io_err)? {
         return Err(ConfigError::PasswordFileMode(path.to_path_buf(), mode));
     }
     let mut bytes = std::fs::read(path).map_err(io_err)?;
@@ -420,6 +464,99 @@ pub fn read_password_file(path: &std::path::Path) -> Result<Password, ConfigErro
         }
     }
     Ok(Password(bytes))
+}
+
+/// The permission bits of `path` when group or others may access it (ssh's rule for keys).
+pub fn shared_mode(path: &std::path::Path) -> std::io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    Ok((mode & 0o077 != 0).then_some(mode))
+}
+
+/// `--ssl-mode`, with the MySQL 8 client's names and meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plaintext (the default).
+    Disabled,
+    /// TLS when the greeting offers it, else plaintext; no certificate check.
+    Preferred,
+    /// TLS or fail; no certificate check.
+    Required,
+    /// TLS, and the chain must lead to `--ssl-ca`.
+    VerifyCa,
+    /// VERIFY_CA, and the host of `--mysql` must match the certificate's DNS or IP SAN.
+    VerifyIdentity,
+}
+
+impl SslMode {
+    /// Any case, as the MySQL client accepts it.
+    pub fn parse(s: &str) -> Result<SslMode, ConfigError> {
+        Ok(match s.to_ascii_uppercase().as_str() {
+            "DISABLED" => SslMode::Disabled,
+            "PREFERRED" => SslMode::Preferred,
+            "REQUIRED" => SslMode::Required,
+            "VERIFY_CA" => SslMode::VerifyCa,
+            "VERIFY_IDENTITY" => SslMode::VerifyIdentity,
+            _ => return Err(ConfigError::SslMode(s.to_string())),
+        })
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SslMode::Disabled => "DISABLED",
+            SslMode::Preferred => "PREFERRED",
+            SslMode::Required => "REQUIRED",
+            SslMode::VerifyCa => "VERIFY_CA",
+            SslMode::VerifyIdentity => "VERIFY_IDENTITY",
+        })
+    }
+}
+
+/// The `--ssl-*` flags, checked for consistency; the TLS build reads the files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ssl {
+    pub mode: SslMode,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl Ssl {
+    pub fn from_args(args: &Args) -> Result<Ssl, ConfigError> {
+        let ssl = Ssl {
+            mode: SslMode::parse(&args.ssl_mode)?,
+            ca: args.ssl_ca.clone(),
+            cert: args.ssl_cert.clone(),
+            key: args.ssl_key.clone(),
+        };
+        if let Some(flag) = ssl.first_flag().filter(|_| !cfg!(feature = "tls")) {
+            return Err(ConfigError::NoTlsBuild(flag));
+        }
+        if matches!(ssl.mode, SslMode::VerifyCa | SslMode::VerifyIdentity) && ssl.ca.is_none() {
+            return Err(ConfigError::SslNeedsCa(ssl.mode));
+        }
+        if ssl.cert.is_some() != ssl.key.is_some() {
+            return Err(ConfigError::SslCertKey);
+        }
+        Ok(ssl)
+    }
+
+    /// The first `--ssl-*` flag that asks for TLS, if any.
+    pub fn first_flag(&self) -> Option<&'static str> {
+        if self.mode != SslMode::Disabled {
+            Some("--ssl-mode")
+        } else if self.ca.is_some() {
+            Some("--ssl-ca")
+        } else if self.cert.is_some() {
+            Some("--ssl-cert")
+        } else if self.key.is_some() {
+            Some("--ssl-key")
+        } else {
+            None
+        }
+    }
 }
 
 impl Config {
@@ -452,10 +589,13 @@ impl Config {
             Some(path) => read_password_file(path)?,
             None => Password(env_password.unwrap_or_default()),
         };
+        let target = Target::parse(&args.mysql)?;
+        let ssl = Ssl::from_args(&args)?;
+        let tls = crate::link::load_tls(&ssl, &target)?;
         Ok(Config {
             listen,
             check: CheckConfig {
-                target: Target::parse(&args.mysql)?,
+                target,
                 user: args.user,
                 database: args.database.filter(|d| !d.is_empty()),
                 query: args.query,
@@ -465,6 +605,8 @@ impl Config {
                 drain_file: operator_file("--drain-file", args.drain_file)?,
                 cache: Duration::from_millis(args.cache_ms),
                 defaults,
+                ssl,
+                tls,
             },
             agent_listen,
             lag_weight: args.lag_weight,
