@@ -159,7 +159,7 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// pem::Error's own Display prints two of its variants with `{:?}`, which release builds empty.
+/// pem::Error's own Display prints two of its variants with Debug, which release builds empty.
 fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
     use rustls::pki_types::pem::Error as E;
     match e {
@@ -296,7 +296,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// rustls's Display prints several errors with `{:?}`, which release builds empty; these are the
+/// rustls's Display prints several errors with Debug, which release builds empty; these are the
 /// ones a health check meets.
 fn describe(e: &rustls::Error) -> String {
     use rustls::Error as E;
