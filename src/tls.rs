@@ -345,6 +345,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
         loop {
             s.flush().await?;
             if !s.conn.is_handshaking() {
+                let version = match s.conn.protocol_version() {
+                    Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3",
+                    _ => "TLS 1.2",
+                };
+                let resumed = s.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                log::debug!("{version} handshake done ({})", if resumed { "session resumed" } else { "full" });
                 return Ok(s);
             }
             if !s.fill().await? {

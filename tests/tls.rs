@@ -224,6 +224,23 @@ CREATE USER IF NOT EXISTS 'edssl'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('edp
     }
 
     #[test]
+    fn later_checks_resume_the_tls_session() {
+        let p = pki();
+        let fake = FakeServer::start(Scenario::new(Auth::Native, "pw").tls(p.server.server_config()));
+        let target = fake.target();
+        let flags = ["--mysql", &target, "--user", "u", "--force-fail-file", "/nonexistent/mysqlchk-off"];
+        let d = Daemon::start(
+            &[&flags[..], &["--ssl-mode", "VERIFY_IDENTITY", "--ssl-ca", path(&p.ca)]].concat(),
+            Some("pw"),
+        );
+        for _ in 0..3 {
+            assert_eq!(d.get("/").status, 200);
+        }
+        assert_eq!(fake.tls_handshakes(), 3);
+        assert_eq!(fake.tls_resumptions(), 2, "the first check's session is resumed by the next two");
+    }
+
+    #[test]
     fn hostile_tls_servers_give_503_in_time_and_the_daemon_lives_on() {
         let p = pki();
         let mut long_chain = Vec::new();

@@ -268,6 +268,7 @@ struct Shared {
     /// Clear passwords that arrived inside TLS.
     tls_clear_passwords: AtomicUsize,
     tls_handshakes: AtomicUsize,
+    tls_resumptions: AtomicUsize,
     streamed: AtomicU64,
     last_login: Mutex<Option<Login>>,
     violations: Mutex<Vec<String>>,
@@ -393,6 +394,11 @@ impl FakeServer {
     /// Completed TLS handshakes.
     pub fn tls_handshakes(&self) -> usize {
         self.shared.tls_handshakes.load(Ordering::SeqCst)
+    }
+
+    /// TLS handshakes that resumed an earlier session.
+    pub fn tls_resumptions(&self) -> usize {
+        self.shared.tls_resumptions.load(Ordering::SeqCst)
     }
 
     pub fn streamed_bytes(&self) -> u64 {
@@ -691,6 +697,9 @@ impl Session {
             tls.complete_io(&mut sock)?;
         }
         self.shared.tls_handshakes.fetch_add(1, Ordering::SeqCst);
+        if tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+            self.shared.tls_resumptions.fetch_add(1, Ordering::SeqCst);
+        }
         self.conn = Conn::Tls(Box::new(rustls::StreamOwned::new(tls, sock)));
         Ok(())
     }
