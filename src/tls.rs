@@ -287,9 +287,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io(e) => write!(f, "tls: {e}"),
-            Error::Tls(e) => write!(f, "tls: {}", describe(e)),
-            Error::Eof => f.write_str("tls: server closed the connection during the handshake"),
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Tls(e) => f.write_str(&describe(e)),
+            Error::Eof => f.write_str("server closed the connection during the handshake"),
         }
     }
 }
@@ -419,6 +419,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
 fn into_io(e: Error) -> io::Error {
     match e {
         Error::Io(e) => e,
-        other => io::Error::other(other.to_string()),
+        other => io::Error::other(format!("tls: {other}")),
     }
 }

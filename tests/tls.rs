@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::fake::{Auth, FakeServer, Hostile, Scenario};
+use common::fake::{FakeServer, Hostile, Scenario};
 use common::once;
 
 /// Generous for a noisy 2-core box, for tests that are not about timing.
@@ -67,6 +67,7 @@ fn plain_build_refuses_every_ssl_flag_naming_the_tls_build() {
 #[cfg(feature = "tls")]
 mod tls {
     use super::*;
+    use common::fake::Auth;
     use common::mariadb::{MariaDb, Options, TlsFiles};
     use common::pki::Pki;
     use common::{Daemon, TempDir};
