@@ -47,20 +47,16 @@ impl Client {
             _ => return Ok(None),
         };
         let provider = Arc::new(provider());
-        let verifier: Arc<dyn ServerCertVerifier> = match (ssl.mode, &ssl.ca) {
-            (SslMode::VerifyCa | SslMode::VerifyIdentity, Some(ca)) => {
-                let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots(ca)?), provider.clone())
+        let chain = match (ssl.mode, &ssl.ca) {
+            (SslMode::VerifyCa | SslMode::VerifyIdentity, Some(ca)) => Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots(ca)?), provider.clone())
                     .build()
-                    .map_err(|e| LoadError::Ca(ca.clone(), e.to_string()))?;
-                if ssl.mode == SslMode::VerifyCa {
-                    Arc::new(AnyName(webpki))
-                } else {
-                    webpki
-                }
-            }
+                    .map_err(|e| LoadError::Ca(ca.clone(), e.to_string()))?,
+            ),
             // Config refuses VERIFY modes without --ssl-ca; PREFERRED and REQUIRED check nothing.
-            _ => Arc::new(Unverified(provider.clone())),
+            _ => None,
         };
+        let verifier = Arc::new(Verifier { chain, name: ssl.mode == SslMode::VerifyIdentity });
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(LoadError::Rustls)?
@@ -249,12 +245,19 @@ fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
     }
 }
 
-/// VERIFY_CA: the chain must lead to `--ssl-ca`; the name is not checked. webpki checks the chain
-/// before the name, so a name error means the chain was good.
+/// What the server's certificate must satisfy. webpki checks the chain before the name, so under
+/// VERIFY_CA a name error means the chain was good. The handshake signatures are always checked,
+/// so the peer holds the key of the certificate it sent.
 #[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
+struct Verifier {
+    /// VERIFY_CA and VERIFY_IDENTITY: the chain must lead to `--ssl-ca`. `None` (PREFERRED,
+    /// REQUIRED): encryption without authentication, as the MySQL client does.
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    /// VERIFY_IDENTITY: the host of `--mysql` must be in the certificate's SANs.
+    name: bool,
+}
 
-impl ServerCertVerifier for AnyName {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -263,10 +266,13 @@ impl ServerCertVerifier for AnyName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if !self.name => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -277,7 +283,7 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(message, cert, dss, &SIG_ALGS)
     }
 
     fn verify_tls13_signature(
@@ -286,51 +292,11 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &SIG_ALGS)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// PREFERRED and REQUIRED: encryption without authentication, as the MySQL client does. The
-/// handshake signatures are still checked, so the peer holds the certificate's key.
-#[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        SIG_ALGS.supported_schemes()
     }
 }
 

@@ -656,14 +656,20 @@ mod tests {
         assert_eq!(s.poll(), Err(ProtocolError::Unexpected { phase: "ssl request", header: 0 }.into()));
     }
 
-    #[test]
-    fn caching_sha2_full_auth_inside_tls_sends_the_password_in_clear_without_a_key_request() {
+    /// A TCP session greeted with `plugin`, past the SSLRequest and the TLS handshake.
+    fn inside_tls(plugin: &str) -> Session {
         let mut s = session("pw", Transport::Tcp);
         s.request_tls(TlsRequest::Required);
-        s.feed(&frame(0, &greeting(ALL_CAPS | caps::SSL, "caching_sha2_password")));
+        s.feed(&frame(0, &greeting(ALL_CAPS | caps::SSL, plugin)));
         assert!(matches!(s.poll(), Ok(Action::Write(_))));
         assert_eq!(s.poll(), Ok(Action::StartTls));
         s.tls_started();
+        s
+    }
+
+    #[test]
+    fn caching_sha2_full_auth_inside_tls_sends_the_password_in_clear_without_a_key_request() {
+        let mut s = inside_tls("caching_sha2_password");
         assert!(matches!(s.poll(), Ok(Action::Write(_))));
         s.feed(&frame(3, &[0x01, 0x04]));
         assert_eq!(s.poll(), Ok(Action::Write(frame(4, b"pw\0"))));
@@ -673,12 +679,7 @@ mod tests {
 
     #[test]
     fn sha256_password_inside_tls_sends_the_password_in_clear_at_once() {
-        let mut s = session("pw", Transport::Tcp);
-        s.request_tls(TlsRequest::Required);
-        s.feed(&frame(0, &greeting(ALL_CAPS | caps::SSL, "sha256_password")));
-        assert!(matches!(s.poll(), Ok(Action::Write(_))));
-        assert_eq!(s.poll(), Ok(Action::StartTls));
-        s.tls_started();
+        let mut s = inside_tls("sha256_password");
         let Ok(Action::Write(w)) = s.poll() else { panic!() };
         assert!(w.ends_with(b"\x03pw\0sha256_password\0"), "clear password, no key request");
     }
