@@ -292,11 +292,8 @@ fn readme_size_claim_holds_for_the_binary_under_test() {
     // static release build is meant. scripts/test.sh runs the TLS build's release binary with
     // the tests built `--features tls`.
     let Some(bin) = std::env::var_os("MYSQLCHK_TEST_BIN").filter(|b| !b.is_empty()) else { return };
-    let (claim, budget) = if cfg!(feature = "tls") {
-        ("under 1.25 MiB", 1_310_720)
-    } else {
-        ("under 400 KiB", 400 * 1024)
-    };
+    let (claim, budget) =
+        if cfg!(feature = "tls") { ("under 1.25 MiB", 1_310_720) } else { ("under 400 KiB", 400 * 1024) };
     assert!(README.contains(claim), "the README no longer makes the claim this test checks: {claim}");
     let size = fs::metadata(&bin).unwrap().len();
     assert!(size <= budget, "{} is {size} bytes, over {budget}", bin.to_string_lossy());

@@ -269,6 +269,15 @@ CREATE USER IF NOT EXISTS 'edssl'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('edp
         fake.set_scenario(Scenario::new(Auth::Native, "pw").tls(p.server.server_config()));
         let r = d.get("/");
         assert_eq!(r.status, 200, "the daemon lives on: {r:?}");
+        // Memory stays bounded: the release build's whole peak RSS (scripts/test.sh), natively.
+        if std::env::var_os("MYSQLCHK_TEST_BIN").is_some() && !common::emulated() {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
+            let hwm: u64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok())
+                .unwrap();
+            assert!(hwm < 4096, "peak RSS {hwm} KiB after hostile TLS servers");
+        }
     }
 
     #[test]
