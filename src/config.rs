@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
-use crate::link::{TlsClient, TlsLoadError};
+use crate::link::TlsClient;
 use crate::mysql::Transport;
 use crate::profile::{Defaults, PathError, Profile, PATHS};
 
@@ -38,21 +38,19 @@ pub struct Args {
     #[argh(option)]
     pub password_file: Option<PathBuf>,
 
-    /// TLS to the server: DISABLED (default), PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY;
-    /// needs the TLS build (mysqlchk-tls)
+    /// TLS: DISABLED (default), PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY (TLS build)
     #[argh(option, default = "String::from(\"DISABLED\")")]
     pub ssl_mode: String,
 
-    /// PEM bundle of the CAs that may sign the server's certificate (VERIFY_CA,
-    /// VERIFY_IDENTITY); reread on SIGHUP
+    /// PEM CA bundle for the VERIFY modes (TLS build)
     #[argh(option)]
     pub ssl_ca: Option<PathBuf>,
 
-    /// PEM client certificate (chain) for REQUIRE X509 users; reread on SIGHUP
+    /// PEM client certificate (TLS build)
     #[argh(option)]
     pub ssl_cert: Option<PathBuf>,
 
-    /// PEM private key of --ssl-cert, not readable by group or others; reread on SIGHUP
+    /// its PEM key, mode 0600 (TLS build)
     #[argh(option)]
     pub ssl_key: Option<PathBuf>,
 
@@ -351,14 +349,19 @@ pub enum ConfigError {
     /// A flag naming an operator file must name an absolute path.
     RelativeFile(&'static str, PathBuf),
     AgentProfile(PathError),
+    #[cfg(feature = "tls")]
     SslMode(String),
     /// A VERIFY mode without --ssl-ca.
+    #[cfg(feature = "tls")]
     SslNeedsCa(SslMode),
     /// --ssl-cert without --ssl-key, or the other way round.
+    #[cfg(feature = "tls")]
     SslCertKey,
+    #[cfg(feature = "tls")]
+    Tls(crate::tls::LoadError),
     /// A `--ssl-*` flag (named) given to the plain build.
+    #[cfg(not(feature = "tls"))]
     NoTlsBuild(&'static str),
-    Tls(TlsLoadError),
 }
 
 impl fmt::Display for ConfigError {
@@ -396,20 +399,25 @@ impl fmt::Display for ConfigError {
                 p.display()
             ),
             ConfigError::CacheMs(ms) => write!(f, "invalid --cache-ms {ms}: must be at most 3600000 ms"),
+            #[cfg(feature = "tls")]
             ConfigError::SslMode(s) => write!(
                 f,
                 "invalid --ssl-mode \"{}\": expected DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY",
                 s.escape_debug()
             ),
+            #[cfg(feature = "tls")]
             ConfigError::SslNeedsCa(mode) => {
                 write!(f, "--ssl-mode {mode} needs --ssl-ca (the CA bundle to verify against)")
             }
+            #[cfg(feature = "tls")]
             ConfigError::SslCertKey => f.write_str("--ssl-cert and --ssl-key go together"),
+            #[cfg(not(feature = "tls"))]
             ConfigError::NoTlsBuild(flag) => write!(
                 f,
                 "{flag} needs TLS, which this build does not have; use the TLS build (mysqlchk-tls tarball, \
                  or cargo build --features tls)"
             ),
+            #[cfg(feature = "tls")]
             ConfigError::Tls(e) => write!(f, "{e}"),
         }
     }
@@ -488,6 +496,7 @@ pub enum SslMode {
     VerifyIdentity,
 }
 
+#[cfg(feature = "tls")]
 impl SslMode {
     /// Any case, as the MySQL client accepts it.
     pub fn parse(s: &str) -> Result<SslMode, ConfigError> {
@@ -502,6 +511,7 @@ impl SslMode {
     }
 }
 
+#[cfg(feature = "tls")]
 impl fmt::Display for SslMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -524,37 +534,37 @@ pub struct Ssl {
 }
 
 impl Ssl {
+    /// The TLS build checks the flags for consistency; the plain build refuses every one of
+    /// them, naming the TLS build.
     pub fn from_args(args: &Args) -> Result<Ssl, ConfigError> {
-        let ssl = Ssl {
-            mode: SslMode::parse(&args.ssl_mode)?,
-            ca: args.ssl_ca.clone(),
-            cert: args.ssl_cert.clone(),
-            key: args.ssl_key.clone(),
-        };
-        if let Some(flag) = ssl.first_flag().filter(|_| !cfg!(feature = "tls")) {
-            return Err(ConfigError::NoTlsBuild(flag));
+        #[cfg(feature = "tls")]
+        {
+            let ssl = Ssl {
+                mode: SslMode::parse(&args.ssl_mode)?,
+                ca: args.ssl_ca.clone(),
+                cert: args.ssl_cert.clone(),
+                key: args.ssl_key.clone(),
+            };
+            if matches!(ssl.mode, SslMode::VerifyCa | SslMode::VerifyIdentity) && ssl.ca.is_none() {
+                return Err(ConfigError::SslNeedsCa(ssl.mode));
+            }
+            if ssl.cert.is_some() != ssl.key.is_some() {
+                return Err(ConfigError::SslCertKey);
+            }
+            Ok(ssl)
         }
-        if matches!(ssl.mode, SslMode::VerifyCa | SslMode::VerifyIdentity) && ssl.ca.is_none() {
-            return Err(ConfigError::SslNeedsCa(ssl.mode));
-        }
-        if ssl.cert.is_some() != ssl.key.is_some() {
-            return Err(ConfigError::SslCertKey);
-        }
-        Ok(ssl)
-    }
-
-    /// The first `--ssl-*` flag that asks for TLS, if any.
-    pub fn first_flag(&self) -> Option<&'static str> {
-        if self.mode != SslMode::Disabled {
-            Some("--ssl-mode")
-        } else if self.ca.is_some() {
-            Some("--ssl-ca")
-        } else if self.cert.is_some() {
-            Some("--ssl-cert")
-        } else if self.key.is_some() {
-            Some("--ssl-key")
-        } else {
-            None
+        #[cfg(not(feature = "tls"))]
+        {
+            let given = [
+                (!args.ssl_mode.eq_ignore_ascii_case("DISABLED"), "--ssl-mode"),
+                (args.ssl_ca.is_some(), "--ssl-ca"),
+                (args.ssl_cert.is_some(), "--ssl-cert"),
+                (args.ssl_key.is_some(), "--ssl-key"),
+            ];
+            match given.iter().find(|(given, _)| *given) {
+                Some((_, flag)) => Err(ConfigError::NoTlsBuild(flag)),
+                None => Ok(Ssl { mode: SslMode::Disabled, ca: None, cert: None, key: None }),
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::config::{ConfigError, Ssl, Target};
 
 #[cfg(feature = "tls")]
-pub use crate::tls::{Client as TlsClient, Error as TlsError, LoadError as TlsLoadError};
+pub use crate::tls::{Client as TlsClient, Error as TlsError};
 
 /// The TLS settings; the plain build never has any.
 #[cfg(not(feature = "tls"))]
@@ -20,11 +20,6 @@ pub enum TlsClient {}
 #[cfg(not(feature = "tls"))]
 #[derive(Debug)]
 pub enum TlsError {}
-
-/// Unusable `--ssl-*` files; never happens in the plain build.
-#[cfg(not(feature = "tls"))]
-#[derive(Debug)]
-pub enum TlsLoadError {}
 
 #[cfg(not(feature = "tls"))]
 impl TlsClient {
@@ -42,13 +37,6 @@ impl TlsError {
 
 #[cfg(not(feature = "tls"))]
 impl std::fmt::Display for TlsError {
-    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match *self {}
-    }
-}
-
-#[cfg(not(feature = "tls"))]
-impl std::fmt::Display for TlsLoadError {
     fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {}
     }
