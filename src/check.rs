@@ -279,14 +279,18 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                 next += 1;
                 spelling = 0;
             }
+            // The session asks for TLS only after request_tls, so `tls` is there (and the plain
+            // build never gets here: it has no TLS settings).
+            #[cfg(feature = "tls")]
             Action::StartTls => {
                 phase.set(Phase::Tls);
-                // The session asks for TLS only after request_tls, so `tls` is there.
                 let tls = tls.ok_or(Failure::Protocol(Phase::Tls, mysql::ProtocolError::UnexpectedEof))?;
                 stream = stream.start_tls(tls).await.map_err(Failure::Tls)?;
                 session.tls_started();
                 phase.set(Phase::Login);
             }
+            #[cfg(not(feature = "tls"))]
+            Action::StartTls => return Err(Failure::Protocol(Phase::Tls, mysql::ProtocolError::UnexpectedEof)),
             Action::Ready => session.quit(),
             Action::Reply(reply) => match (next - 1, reply) {
                 (0, Ok(rs)) => {

@@ -89,13 +89,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     }
 
     /// Runs the TLS handshake over the socket (after the session's SSLRequest).
+    #[cfg(feature = "tls")]
     pub async fn start_tls(self, client: &TlsClient) -> Result<Link<S>, TlsError> {
-        #[cfg(feature = "tls")]
         match self {
             Link::Plain(s) => Ok(Link::Tls(Box::new(crate::tls::Stream::handshake(s, client).await?))),
             tls @ Link::Tls(_) => Ok(tls),
         }
-        #[cfg(not(feature = "tls"))]
-        match *client {}
     }
 }
