@@ -38,19 +38,24 @@ pub struct Args {
     #[argh(option)]
     pub password_file: Option<PathBuf>,
 
-    /// TLS: DISABLED (default), PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY (TLS build)
+    /// TLS: DISABLED (default), PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY
+    // The plain build takes only DISABLED; it has no other --ssl-* flag (see tls_file_flag).
     #[argh(option, default = "String::from(\"DISABLED\")")]
+    #[cfg_attr(not(feature = "tls"), argh(hidden_help))]
     pub ssl_mode: String,
 
-    /// PEM CA bundle for the VERIFY modes (TLS build)
+    /// PEM CA bundle for the VERIFY modes; reread on SIGHUP
+    #[cfg(feature = "tls")]
     #[argh(option)]
     pub ssl_ca: Option<PathBuf>,
 
-    /// PEM client certificate (TLS build)
+    /// PEM client certificate for REQUIRE X509 users; reread on SIGHUP
+    #[cfg(feature = "tls")]
     #[argh(option)]
     pub ssl_cert: Option<PathBuf>,
 
-    /// its PEM key, mode 0600 (TLS build)
+    /// its PEM key, not readable by group or others; reread on SIGHUP
+    #[cfg(feature = "tls")]
     #[argh(option)]
     pub ssl_key: Option<PathBuf>,
 
@@ -533,6 +538,17 @@ pub struct Ssl {
     pub key: Option<PathBuf>,
 }
 
+/// The plain build has no `--ssl-ca`, `--ssl-cert` or `--ssl-key` (they would cost it a few KB):
+/// the first one in `args` is refused before the flags are parsed, naming the TLS build rather
+/// than being an unknown flag.
+#[cfg(not(feature = "tls"))]
+pub fn tls_file_flag(mut args: impl Iterator<Item = String>) -> Result<(), ConfigError> {
+    match args.find_map(|a| ["--ssl-ca", "--ssl-cert", "--ssl-key"].into_iter().find(|f| a == *f)) {
+        Some(flag) => Err(ConfigError::NoTlsBuild(flag)),
+        None => Ok(()),
+    }
+}
+
 impl Ssl {
     /// The TLS build checks the flags for consistency; the plain build refuses every one of
     /// them, naming the TLS build.
@@ -555,16 +571,10 @@ impl Ssl {
         }
         #[cfg(not(feature = "tls"))]
         {
-            let given = [
-                (!args.ssl_mode.eq_ignore_ascii_case("DISABLED"), "--ssl-mode"),
-                (args.ssl_ca.is_some(), "--ssl-ca"),
-                (args.ssl_cert.is_some(), "--ssl-cert"),
-                (args.ssl_key.is_some(), "--ssl-key"),
-            ];
-            match given.iter().find(|(given, _)| *given) {
-                Some((_, flag)) => Err(ConfigError::NoTlsBuild(flag)),
-                None => Ok(Ssl { mode: SslMode::Disabled, ca: None, cert: None, key: None }),
+            if !args.ssl_mode.eq_ignore_ascii_case("DISABLED") {
+                return Err(ConfigError::NoTlsBuild("--ssl-mode"));
             }
+            Ok(Ssl { mode: SslMode::Disabled, ca: None, cert: None, key: None })
         }
     }
 }

@@ -11,16 +11,16 @@ use mysqlchk::server;
 use smol::LocalExecutor;
 
 fn main() -> ExitCode {
+    #[cfg(not(feature = "tls"))]
+    if let Err(e) = mysqlchk::config::tls_file_flag(std::env::args()) {
+        return config_error(&e, std::env::args().any(|a| a == "--once"));
+    }
     let args: Args = argh::from_env();
     let nagios = args.once;
     let env_password = std::env::var_os(PASSWORD_ENV).map(|v| v.into_encoded_bytes());
     let config = match Config::from_args(args, env_password) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("mysqlchk: error: {e}");
-            // Nagios reads 3 as UNKNOWN; daemons just fail.
-            return ExitCode::from(if nagios { 3 } else { 1 });
-        }
+        Err(e) => return config_error(&e, nagios),
     };
     // xinetd hands the client socket over as stderr too: a log line there would be sent to the
     // client in the middle of the response.
@@ -49,6 +49,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A bad flag or file: the message, and exit 1, or 3 (Nagios' UNKNOWN) with `--once`.
+fn config_error(e: &mysqlchk::config::ConfigError, nagios: bool) -> ExitCode {
+    eprintln!("mysqlchk: error: {e}");
+    ExitCode::from(if nagios { 3 } else { 1 })
 }
 
 /// One check, one line, Nagios exit codes: 0 OK, 2 CRITICAL.

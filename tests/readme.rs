@@ -282,7 +282,11 @@ fn readme_flag_table_lists_exactly_the_flags_of_help() {
     };
     let in_help = flags(&help, "");
     let table = README.split("## Flags").nth(1).unwrap().split("\n## ").next().unwrap();
-    let in_readme = flags(table, "| `");
+    let mut in_readme = flags(table, "| `");
+    // The plain build refuses the TLS build's flags but does not list them.
+    if !cfg!(feature = "tls") {
+        in_readme.retain(|f| !f.starts_with("ssl-"));
+    }
     assert_eq!(in_readme, in_help, "README flag table vs --help");
 }
 
