@@ -417,11 +417,9 @@ impl fmt::Display for ConfigError {
             #[cfg(feature = "tls")]
             ConfigError::SslCertKey => f.write_str("--ssl-cert and --ssl-key go together"),
             #[cfg(not(feature = "tls"))]
-            ConfigError::NoTlsBuild(flag) => write!(
-                f,
-                "{flag} needs TLS, which this build does not have; use the TLS build (mysqlchk-tls tarball, \
-                 or cargo build --features tls)"
-            ),
+            ConfigError::NoTlsBuild(flag) => {
+                write!(f, "{flag} needs the TLS build (mysqlchk-tls, or cargo build --features tls)")
+            }
             #[cfg(feature = "tls")]
             ConfigError::Tls(e) => write!(f, "{e}"),
         }

@@ -95,7 +95,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::ResultTooLarge => write!(f, "result set larger than {} bytes", resultset::MAX_RESULT_BYTES),
             ProtocolError::LocalInfileRequested => f.write_str("server requested LOCAL INFILE"),
             ProtocolError::UnexpectedEof => f.write_str("server closed the connection"),
-            ProtocolError::TlsNotOffered => f.write_str("server does not offer TLS (no CLIENT_SSL in its greeting)"),
+            ProtocolError::TlsNotOffered => f.write_str("server does not offer TLS"),
         }
     }
 }

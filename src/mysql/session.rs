@@ -370,7 +370,9 @@ impl Session {
         self.deprecate_eof = capabilities & caps::DEPRECATE_EOF != 0;
         self.multi_statements = capabilities & caps::MULTI_STATEMENTS != 0;
         self.greeting = Some(greeting);
-        match (self.tls, server & caps::SSL != 0) {
+        // Only the TLS build has TLS settings to ask with: the plain one keeps no SSLRequest code.
+        let tls = if cfg!(feature = "tls") { self.tls } else { TlsRequest::Off };
+        match (tls, server & caps::SSL != 0) {
             (TlsRequest::Off, _) | (TlsRequest::IfOffered, false) => self.respond(capabilities),
             (TlsRequest::Required, false) => return Err(ProtocolError::TlsNotOffered.into()),
             (_, true) => {
@@ -607,6 +609,7 @@ mod tests {
         assert!(w[0].ends_with(b"\x01\x00sha256_password\0"), "empty password: one NUL byte");
     }
 
+    #[cfg(feature = "tls")]
     #[test]
     fn ssl_request_is_32_bytes_at_seq_1_then_the_response_goes_at_seq_2_inside_tls() {
         let mut s = session("pw", Transport::Tcp);
@@ -628,6 +631,7 @@ mod tests {
         assert_eq!(s.poll(), Ok(Action::Ready));
     }
 
+    #[cfg(feature = "tls")]
     #[test]
     fn required_tls_without_client_ssl_fails_before_sending_anything_and_preferred_goes_plain() {
         let g = frame(0, &greeting(ALL_CAPS, "mysql_native_password"));
@@ -645,6 +649,7 @@ mod tests {
         assert!(w.len() > 4 + 32);
     }
 
+    #[cfg(feature = "tls")]
     #[test]
     fn bytes_after_the_greeting_before_tls_are_refused() {
         let mut s = session("pw", Transport::Tcp);
@@ -656,6 +661,7 @@ mod tests {
         assert_eq!(s.poll(), Err(ProtocolError::Unexpected { phase: "ssl request", header: 0 }.into()));
     }
 
+    #[cfg(feature = "tls")]
     /// A TCP session greeted with `plugin`, past the SSLRequest and the TLS handshake.
     fn inside_tls(plugin: &str) -> Session {
         let mut s = session("pw", Transport::Tcp);
@@ -667,6 +673,7 @@ mod tests {
         s
     }
 
+    #[cfg(feature = "tls")]
     #[test]
     fn caching_sha2_full_auth_inside_tls_sends_the_password_in_clear_without_a_key_request() {
         let mut s = inside_tls("caching_sha2_password");
@@ -677,6 +684,7 @@ mod tests {
         assert_eq!(s.poll(), Ok(Action::Ready));
     }
 
+    #[cfg(feature = "tls")]
     #[test]
     fn sha256_password_inside_tls_sends_the_password_in_clear_at_once() {
         let mut s = inside_tls("sha256_password");
