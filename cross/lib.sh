@@ -53,6 +53,13 @@ cross_setup() {
         armv7-unknown-linux-musleabihf) cross/armv7-libc.sh ;;
         *) grep -qx "rust-std-$target" <<<"$have" || rustup target add --toolchain "$toolchain" "$target" ;;
     esac
+    # The C compiler and headers for ring (TLS build, and the tests' certificates):
+    # CC_<target> in cross/TARGET.toml names it.
+    case "$target" in
+        x86_64-*) apt_install gcc libc6-dev ;;
+        aarch64-*) apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross ;;
+        armv7-*) apt_install gcc-arm-linux-gnueabihf libc6-dev-armhf-cross ;;
+    esac
     if [[ $run == run && ${target%%-*} != "$(uname -m)" ]]; then
         apt_install qemu-user-static
     fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Prints the size of the stripped release binary of each target, as `TARGET BYTES`, building it
-# first with the release settings (a no-op when scripts/release.sh just did). With --bloat, also
-# the crates taking the most code, from an unstripped twin build (cargo-bloat, installed if
-# missing; its build lives in target/cross-bloat).
+# Prints the size of the stripped release binaries of each target, plain and TLS, as
+# `TARGET PLAIN TLS`, building them first with the release settings (a no-op when
+# scripts/release.sh just did). With --bloat, also the crates taking the most code of the plain
+# build, from an unstripped twin build (cargo-bloat, installed if missing; its build lives in
+# target/cross-bloat).
 #
 # Usage: cross/sizes.sh [--bloat] [TARGET...]     (default: all three musl targets)
 set -euo pipefail
@@ -39,10 +40,13 @@ for key, value in merged.items():
 PY
 }
 
-printf '%-34s %8s\n' TARGET BYTES
+# Both flavours, each in its own target dir as scripts/release.sh builds them.
+printf '%-34s %8s %8s\n' TARGET PLAIN TLS
 for target in "${targets[@]}"; do
     release_build "$target" --quiet
-    printf '%-34s %8d\n' "$target" "$(stat -c %s "$CARGO_TARGET_DIR/$target/release/mysqlchk")"
+    CARGO_TARGET_DIR=$CARGO_TARGET_DIR-tls release_build "$target" --quiet --features tls
+    printf '%-34s %8d %8d\n' "$target" "$(stat -c %s "$CARGO_TARGET_DIR/$target/release/mysqlchk")" \
+        "$(stat -c %s "$CARGO_TARGET_DIR-tls/$target/release/mysqlchk")"
 done
 
 if [[ $bloat == 1 ]]; then

@@ -37,3 +37,6 @@ if [[ -n $qemu ]] && ! register_binfmt "$qemu" 2>/dev/null; then
 fi
 log "cargo test --target $target"
 cross_cargo "$target" test --locked "$@"
+# The TLS build's own tests (the rest of the suite is the same code as above).
+log "cargo test --features tls --target $target"
+cross_cargo "$target" test --locked --features tls --test tls --test haproxy "$@"

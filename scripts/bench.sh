@@ -11,6 +11,11 @@
 #   mysqlchk  the release build: the static x86_64 musl one (cross/) when cross/ has it, else
 #             `cargo build --release`; with default flags, and again with `--cache-ms 1000`.
 #   ceiling   examples/ceiling.rs: the same smol server answering 200 without any check.
+#   TLS rows  the same MariaDB also serves TLS (a self-signed certificate made with openssl):
+#             floor (TLS) is the floor with TLS enforced (MYSQL_OPT_SSL_ENFORCE), mysqlchk-tls the
+#             TLS build (--features tls) with --ssl-mode REQUIRED. mysqlchk-tls resumes TLS
+#             sessions across checks; Connector/C makes a full handshake every time.
+#             Neither verifies the certificate (REQUIRED).
 #
 # Figures, where they make sense: median and p99 latency of a check (a fresh connection,
 # `GET / HTTP/1.0`, read to EOF: scripts/bench/tool.c; the floor times its own loop), run in four
@@ -50,7 +55,7 @@ say() { echo "bench: [$((SECONDS - t0)) s] $*" >&2; }
 
 # --- what the run needs ---------------------------------------------------------------------
 need=()
-for p in gcc libc6-dev libmariadb-dev wrk xinetd mariadb-server mariadb-client bash; do
+for p in gcc libc6-dev libmariadb-dev wrk xinetd mariadb-server mariadb-client bash openssl; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [[ ${#need[@]} -gt 0 ]]; then
@@ -80,9 +85,11 @@ if [[ -f cross/$musl.toml && ${BENCH_BUILD:-} != glibc ]]; then
     # A target dir of our own: release.sh's extra flags would make each rebuild the other's.
     bench_target="$PWD/target/bench"
     if (export CARGO_TARGET_DIR="$bench_target" && source cross/lib.sh && cross_setup "$musl" &&
-        cross_cargo "$musl" build --quiet --release --bin mysqlchk --example ceiling "${release_cfg[@]}"); then
+        cross_cargo "$musl" build --quiet --release --bin mysqlchk --example ceiling "${release_cfg[@]}" &&
+        export CARGO_TARGET_DIR="$bench_target-tls" &&
+        cross_cargo "$musl" build --quiet --release --bin mysqlchk --features tls "${release_cfg[@]}"); then
         dir="$bench_target/$musl/release"
-        bin="$dir/mysqlchk" ceiling_bin="$dir/examples/ceiling"
+        bin="$dir/mysqlchk" ceiling_bin="$dir/examples/ceiling" tls_bin="$bench_target-tls/$musl/release/mysqlchk"
         build="static $musl (cross/$musl.toml${release_cfg:+ + cross/release.toml})"
     else
         say "the musl build failed: falling back to cargo build --release"
@@ -93,16 +100,20 @@ if [[ -z $build ]]; then
     cargo build --quiet --release --bin mysqlchk --example ceiling
     dir="${CARGO_TARGET_DIR:-$PWD/target}/release"
     bin="$dir/mysqlchk" ceiling_bin="$dir/examples/ceiling"
+    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/bench-tls" cargo build --quiet --release --bin mysqlchk --features tls
+    tls_bin="${CARGO_TARGET_DIR:-$PWD/target}/bench-tls/release/mysqlchk"
     build="cargo build --release (glibc, dynamic)"
 fi
 
 # --- the throwaway MariaDB ------------------------------------------------------------------
 dbport="$("$tool" port)"
-say "starting a throwaway MariaDB on 127.0.0.1:$dbport"
+say "starting a throwaway MariaDB on 127.0.0.1:$dbport, with TLS"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$work/tls-key.pem" -out "$work/tls.pem" 2>/dev/null
 # The seed's MYSQL_OPTS select database `test`.
 throwaway_mariadb "$dbport" "CREATE DATABASE test;
 GRANT SELECT ON test.* TO 'haproxy'@'%';
-GRANT SELECT ON test.* TO 'haproxy'@'localhost';" || exit 1
+GRANT SELECT ON test.* TO 'haproxy'@'localhost';" --ssl-cert="$work/tls.pem" --ssl-key="$work/tls-key.pem" || exit 1
 sql() { mariadb --no-defaults -uroot -S "$work/db.sock" -N -B -e "$1"; }
 db_status() { sql "SHOW GLOBAL STATUS LIKE '$1'" | awk '{print $2}'; }
 
@@ -143,11 +154,14 @@ add() { R[$1.$2]=$((${R[$1.$2]:-0} + $3)); }
 block() {
     local name=$1 count=$2 out c0 d0
     d0=$(cpu_ns "$dbpid")
-    if [[ $name == floor ]]; then
-        out=$("$work/floor" 127.0.0.1 "$dbport" haproxy hapass "$count" "$work/$name.lat")
+    if [[ $name == floor* ]]; then
+        # With TLS, the server's own certificate as the CA file: without one, Connector/C (GnuTLS)
+        # loads the system's whole trust store for every connection, 17 ms of CPU a check.
+        out=$(FLOOR_TLS=$([[ $name == floor_tls ]] && echo 1 || echo 0) FLOOR_TLS_CA="$work/tls.pem" \
+            "$work/floor" 127.0.0.1 "$dbport" haproxy hapass "$count" "$work/$name.lat")
         add "$name" cpu_ns $(($(kv cpu_us "$out") * 1000))
         add "$name" wall_us "$(calc "$(kv wall_s "$out") * 1e6" 0)"
-        ((${R[floor.rss_peak_kb]:-0} > $(kv hwm_kb "$out"))) || R[floor.rss_peak_kb]=$(kv hwm_kb "$out")
+        ((${R[$name.rss_peak_kb]:-0} > $(kv hwm_kb "$out"))) || R[$name.rss_peak_kb]=$(kv hwm_kb "$out")
     else
         c0=$(cpu_ns "${PID[$name]}")
         out=$("$tool" http "${PORT[$name]}" "$count" "$work/$name.lat")
@@ -246,18 +260,21 @@ port=$("$tool" port)
 start mysqlchk_cache "$port" "$bin" $(chk_flags "$port") --cache-ms 1000
 port=$("$tool" port)
 start ceiling "$port" "$ceiling_bin" "127.0.0.1:$port"
+port=$("$tool" port)
+start mysqlchk_tls "$port" "$tls_bin" $(chk_flags "$port") --ssl-mode REQUIRED
 # A fresh MariaDB is slower for its first few hundred logins.
 "$work/floor" 127.0.0.1 "$dbport" haproxy hapass 300 >/dev/null
 # The machine is shared: interleaving spreads its slow spells over every contender alike.
 blocks=4
-http_rows=(floor mysqlchk mysqlchk_cache ceiling)
+http_rows=(floor mysqlchk mysqlchk_cache ceiling floor_tls mysqlchk_tls)
 say "latency: $n checks each of ${http_rows[*]}, in $blocks interleaved blocks"
 for _ in $(seq "$blocks"); do
     for r in "${http_rows[@]}"; do block "$r" $((n / blocks)); done
 done
 for r in "${http_rows[@]}"; do summarize "$r"; done
 R[floor.logins_s]=$(calc "${R[floor.ok]} / (${R[floor.wall_us]} / 1e6)" 0)
-for r in mysqlchk mysqlchk_cache ceiling; do
+R[floor_tls.logins_s]=$(calc "${R[floor_tls.ok]} / (${R[floor_tls.wall_us]} / 1e6)" 0)
+for r in mysqlchk mysqlchk_cache ceiling mysqlchk_tls; do
     say "$r: wrk for ${wrk_s}s"
     loaded "$r"
 done
@@ -306,13 +323,15 @@ R[seed_cps50.size_kb]=${R[seed.size_kb]}
 R[mysqlchk.size_kb]=$(kib "$bin")
 R[mysqlchk_cache.size_kb]=${R[mysqlchk.size_kb]}
 R[ceiling.size_kb]=$(kib "$ceiling_bin")
+R[floor_tls.size_kb]=${R[floor.size_kb]}
+R[mysqlchk_tls.size_kb]=$(kib "$tls_bin")
 linkage() { if readelf -lW "$1" | grep -q INTERP; then echo dynamic; else echo static; fi; }
 
 # --- report ---------------------------------------------------------------------------------
-rows=(floor seed_cps50 seed mysqlchk mysqlchk_cache ceiling)
+rows=(floor seed_cps50 seed mysqlchk mysqlchk_cache ceiling floor_tls mysqlchk_tls)
 declare -A label=([floor]="floor (Connector/C loop)" [seed_cps50]="seed, xinetd cps 50 10"
     [seed]="seed, xinetd cps lifted" [mysqlchk]="mysqlchk" [mysqlchk_cache]="mysqlchk --cache-ms 1000"
-    [ceiling]="ceiling (no check)")
+    [ceiling]="ceiling (no check)" [floor_tls]="floor (TLS)" [mysqlchk_tls]="mysqlchk-tls REQUIRED")
 v() { echo "${R[$1.$2]:--}"; }
 {
     echo
@@ -338,7 +357,7 @@ v() { echo "${R[$1.$2]:--}"; }
     echo "seed: checks/s from 50 threads of scripts/bench/tool.c (wrk reads its answers as errors); RSS peak is the largest"
     echo "      sampled sum over xinetd and its children, up to $(v seed max_procs) processes at once (Pss, shared pages shared out: $(v seed pss_peak_kb) KiB)."
     echo "seed, cps 50 10: $(v seed_cps50 refused) of $(v seed_cps50 checks) sequential checks refused, xinetd deactivated the service $(v seed_cps50 xinetd_deactivations) time(s); under load $(v seed_cps50 wrk_rate) checks/s answered 200, and $(v seed_cps50 wrk_errors) checks failed or were refused."
-    for r in mysqlchk mysqlchk_cache; do
+    for r in mysqlchk mysqlchk_cache mysqlchk_tls; do
         echo "${label[$r]} under wrk: ${R[$r.wrk_requests]} requests, ${R[$r.db_logins]} logins ($(calc "${R[$r.wrk_requests]} / (${R[$r.db_logins]} > 0 ? ${R[$r.db_logins]} : 1)" 1) checks per login), $(v "$r" in_flight) logins in flight on average, peak $(v "$r" db_peak_connections) database connection(s)."
     done
     echo
@@ -346,6 +365,7 @@ v() { echo "${R[$1.$2]:--}"; }
     echo "  floor     $(stat -c %s "$work/floor") bytes + $(basename "$libmariadb") $(stat -L -c %s "$libmariadb") bytes (dynamic)"
     echo "  seed      connectorchk.sh $(stat -c %s scripts/bench/connectorchk.sh) + mysql (mariadb) $(stat -c %s "$mysql_cli") + xinetd $(stat -c %s "$(command -v xinetd)") + bash $(stat -L -c %s "$(command -v bash)") bytes, and their shared libraries"
     echo "  mysqlchk  $(stat -c %s "$bin") bytes ($(linkage "$bin"))"
+    echo "  mysqlchk-tls  $(stat -c %s "$tls_bin") bytes ($(linkage "$tls_bin"))"
     echo "  ceiling   $(stat -c %s "$ceiling_bin") bytes ($(linkage "$ceiling_bin"))"
     if [[ -f cross/sizes.sh ]]; then
         echo
@@ -358,6 +378,8 @@ ratio_floor=$(calc "${R[mysqlchk.median_ms]} / ${R[floor.median_ms]}" 2)
 ratio_seed=$(calc "${R[seed.median_ms]} / ${R[mysqlchk.median_ms]}" 1)
 ratio_ceiling=$(calc "${R[mysqlchk.wrk_rate]} / ${R[ceiling.wrk_rate]}" 2)
 ratio_ceiling_cache=$(calc "${R[mysqlchk_cache.wrk_rate]} / ${R[ceiling.wrk_rate]}" 2)
+ratio_tls=$(calc "${R[mysqlchk_tls.median_ms]} / ${R[floor_tls.median_ms]}" 2)
+ratio_tls_cpu=$(calc "${R[mysqlchk_tls.cpu_ms]} / ${R[floor_tls.cpu_ms]}" 2)
 verdict() { awk "BEGIN { exit !($1) }" && echo PASS || echo MISS; }
 targets=(
     "median latency <= 1.3x floor|mysqlchk/floor = ${ratio_floor}x|$ratio_floor <= 1.3"
@@ -368,11 +390,16 @@ targets=(
     "wrk rate >= 0.5x ceiling (single-flight)|mysqlchk/ceiling = ${ratio_ceiling}x|$ratio_ceiling >= 0.5"
     "wrk rate >= 0.5x ceiling (--cache-ms 1000)|mysqlchk/ceiling = ${ratio_ceiling_cache}x|$ratio_ceiling_cache >= 0.5"
     "<= 1 login per in-flight window|${R[mysqlchk.in_flight]} logins in flight on average|${R[mysqlchk.in_flight]} <= 1"
+    "TLS median latency <= 1.3x TLS floor|mysqlchk-tls/floor (TLS) = ${ratio_tls}x|$ratio_tls <= 1.3"
+    "TLS CPU per check <= 1.3x TLS floor's|mysqlchk-tls/floor (TLS) = ${ratio_tls_cpu}x|$ratio_tls_cpu <= 1.3"
+    "TLS RSS idle <= 1 MiB|${R[mysqlchk_tls.rss_idle_kb]} KiB|${R[mysqlchk_tls.rss_idle_kb]} <= 1024"
+    "TLS RSS peak under wrk <= 6 MiB|${R[mysqlchk_tls.rss_peak_kb]} KiB|${R[mysqlchk_tls.rss_peak_kb]} <= 6144"
 )
 {
     echo
     echo "ratios: mysqlchk/floor median latency ${ratio_floor}x; seed/mysqlchk median latency ${ratio_seed}x;" \
-        "mysqlchk/ceiling wrk rate ${ratio_ceiling}x (--cache-ms 1000: ${ratio_ceiling_cache}x)"
+        "mysqlchk/ceiling wrk rate ${ratio_ceiling}x (--cache-ms 1000: ${ratio_ceiling_cache}x);" \
+        "mysqlchk-tls/floor (TLS) median latency ${ratio_tls}x, CPU per check ${ratio_tls_cpu}x"
     echo
     echo "targets:"
     for t in "${targets[@]}"; do
@@ -399,8 +426,8 @@ if [[ -n $json ]]; then
             printf '}'
             sep=$',\n'
         done
-        printf '\n  },\n  "ratios": {"mysqlchk_over_floor_median": %s, "seed_over_mysqlchk_median": %s, "mysqlchk_over_ceiling_wrk": %s, "mysqlchk_cache_over_ceiling_wrk": %s},\n' \
-            "$ratio_floor" "$ratio_seed" "$ratio_ceiling" "$ratio_ceiling_cache"
+        printf '\n  },\n  "ratios": {"mysqlchk_over_floor_median": %s, "seed_over_mysqlchk_median": %s, "mysqlchk_over_ceiling_wrk": %s, "mysqlchk_cache_over_ceiling_wrk": %s, "mysqlchk_tls_over_floor_tls_median": %s, "mysqlchk_tls_over_floor_tls_cpu": %s},\n' \
+            "$ratio_floor" "$ratio_seed" "$ratio_ceiling" "$ratio_ceiling_cache" "$ratio_tls" "$ratio_tls_cpu"
         printf '  "targets": [\n'
         sep=""
         for t in "${targets[@]}"; do

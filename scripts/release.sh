@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Builds the release with no Docker: for each target a static, stripped mysqlchk packed as
-# dist/mysqlchk-<version>-<target>.tar.gz (the binary, its man page, install.sh, the systemd
-# units, the xinetd service, services.txt, LICENSE, README.md, CHANGELOG.md) and as a Debian
-# package dist/mysqlchk_<version>-1_<arch>.deb (scripts/deb.sh), and dist/SHA256SUMS. Two clean
-# builds of one commit give byte-identical SHA256SUMS. Missing rustup and apt pieces are
-# installed; the per-target settings live in cross/ (cross/README.md explains them). A version
-# without an entry in CHANGELOG.md is refused.
+# Builds the release with no Docker: for each target two static, stripped builds of mysqlchk,
+# plain (no TLS code) and tls (--features tls: --ssl-mode), packed as
+# dist/mysqlchk-<version>-<target>.tar.gz and dist/mysqlchk-tls-<version>-<target>.tar.gz (the
+# binary `mysqlchk`, its man page, install.sh, the systemd units, the xinetd service,
+# services.txt, LICENSE, README.md, CHANGELOG.md), a Debian package
+# dist/mysqlchk_<version>-1_<arch>.deb per target (scripts/deb.sh, carrying the TLS build), and
+# dist/SHA256SUMS over all of them. Two clean builds of one commit give byte-identical
+# SHA256SUMS. Missing rustup and apt pieces are installed; the per-target settings live in
+# cross/ (cross/README.md explains them). A version without an entry in CHANGELOG.md is refused.
 #
 # Usage: scripts/release.sh [TARGET...]     (default: all three musl targets)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source cross/lib.sh
 
-max_bytes=$((400 * 1024)) # the size budget of one stripped binary
+# The size budget of one stripped binary, per flavour.
+plain_max_bytes=$((400 * 1024))
+tls_max_bytes=1310720 # 1.25 MiB
 
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${all_targets[@]}")
@@ -48,9 +52,9 @@ deb_arch() {
     esac
 }
 
-# check_binary FILE: fails unless FILE is static, stripped and within the size budget.
+# check_binary FILE MAX-BYTES: fails unless FILE is static, stripped and within the size budget.
 check_binary() {
-    local bin=$1 bytes
+    local bin=$1 max_bytes=$2 bytes
     if readelf -lW "$bin" | grep -q 'INTERP' || readelf -dW "$bin" | grep -q 'NEEDED'; then
         die "$bin is dynamically linked"
     fi
@@ -61,13 +65,23 @@ check_binary() {
 
 rm -rf dist
 mkdir -p dist
+# Every target in two flavours: plain (no TLS code) and tls (rustls with ring). Each flavour has
+# its own target dir, so neither rebuilds the other's dependencies.
+builds=()
 for target in "${targets[@]}"; do
-    log "building $target"
-    release_build "$target"
-    bin="$CARGO_TARGET_DIR/$target/release/mysqlchk"
-    check_binary "$bin"
+    builds+=("$target plain" "$target tls")
+done
+for build in "${builds[@]}"; do
+    read -r target flavour <<<"$build"
+    case $flavour in
+        plain) name="mysqlchk-$version-$target" features=() max=$plain_max_bytes dir=$CARGO_TARGET_DIR ;;
+        tls) name="mysqlchk-tls-$version-$target" features=(--features tls) max=$tls_max_bytes dir=$CARGO_TARGET_DIR-tls ;;
+    esac
+    log "building $name"
+    CARGO_TARGET_DIR=$dir release_build "$target" "${features[@]}"
+    bin="$dir/$target/release/mysqlchk"
+    check_binary "$bin" "$max"
 
-    name="mysqlchk-$version-$target"
     stage=$(mktemp -d)
     mkdir -m 0755 "$stage/$name"
     install -m 0755 "$bin" "$stage/$name/mysqlchk"

@@ -109,8 +109,9 @@ else
     warn "rustfmt is not installed: skipping the format check (rustup component add rustfmt)"
 fi
 
-echo "test.sh: cargo clippy" >&2
+echo "test.sh: cargo clippy (plain and --features tls)" >&2
 cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --features tls -- -D warnings
 
 echo "test.sh: cargo check the fuzz targets" >&2
 # They build on stable; running them needs nightly and cargo-fuzz (scripts/fuzz.sh). Checking
@@ -119,6 +120,10 @@ CARGO_TARGET_DIR="$PWD/target/fuzz-check" cargo check --quiet --manifest-path fu
 
 echo "test.sh: cargo test" >&2
 cargo test
+# The TLS build (--ssl-mode): everything again, plus the tests that need it (tests/tls.rs, the
+# TLS HAProxy test). The plain run above checked that the plain build refuses --ssl-*.
+echo "test.sh: cargo test --features tls" >&2
+cargo test --features tls
 
 # --- the integration tests again, against the static release build ---------------------------
 # Release builds differ where it hurts: a panic is a bare SIGILL and `{:?}` prints nothing
@@ -126,15 +131,22 @@ cargo test
 musl="${host%%-*}-unknown-linux-musl"
 if [[ -f "cross/$musl.toml" ]]; then
     echo "test.sh: building the static release binary ($musl)" >&2
-    release_bin=$(
-        export CARGO_TARGET_DIR="$PWD/target/bench"
+    # static_release DIR [CARGO-ARGS...]: builds it in target DIR, prints the binary's path.
+    static_release() (
+        export CARGO_TARGET_DIR="$PWD/target/$1"
+        shift
         source cross/lib.sh
         cross_setup "$musl" >&2
-        cross_cargo "$musl" build --quiet --release --locked --bin mysqlchk --config cross/release.toml >&2
+        cross_cargo "$musl" build --quiet --release --locked --bin mysqlchk --config cross/release.toml "$@" >&2
         echo "$CARGO_TARGET_DIR/$musl/release/mysqlchk"
     )
+    release_bin=$(static_release bench)
     echo "test.sh: cargo test --tests against $release_bin" >&2
     MYSQLCHK_TEST_BIN="$release_bin" cargo test --tests
+    echo "test.sh: building the static TLS release binary ($musl)" >&2
+    release_bin=$(static_release bench-tls --features tls)
+    echo "test.sh: cargo test --features tls --tests against $release_bin" >&2
+    MYSQLCHK_TEST_BIN="$release_bin" cargo test --features tls --tests
 else
     die "no cross/$musl.toml: cannot test a static release build on this host ($host)"
 fi

@@ -15,10 +15,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_io::Timer;
 use async_net::unix::UnixStream;
 use async_net::TcpStream;
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
+use futures_lite::{AsyncRead, AsyncWrite, FutureExt};
 use smol::channel::{Receiver, Sender};
 
 use crate::config::{CheckConfig, Password, Target};
+use crate::link::{load_tls, Link, TlsClient, TlsError};
 use crate::metrics::Metrics;
 use crate::mysql::{self, printable, Action, Options, ResultSet, ServerError, Session};
 use crate::profile::{self, Flavor, Kind, Profile, Step, ER_PARSE_ERROR, ER_UNKNOWN_COM_ERROR, PROBE};
@@ -29,6 +30,8 @@ pub enum Phase {
     /// Waiting for the round trip another request started.
     Wait,
     Connect,
+    /// The TLS handshake after the SSLRequest.
+    Tls,
     Login,
     Query,
 }
@@ -38,6 +41,7 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Phase::Wait => "waiting for the check in flight",
             Phase::Connect => "connect",
+            Phase::Tls => "tls handshake",
             Phase::Login => "login",
             Phase::Query => "query",
         })
@@ -57,6 +61,8 @@ pub enum Failure {
     Query(ServerError),
     /// The server broke the protocol.
     Protocol(Phase, mysql::ProtocolError),
+    /// The TLS handshake or a TLS record failed.
+    Tls(TlsError),
 }
 
 impl Failure {
@@ -71,10 +77,15 @@ impl Failure {
                 _ => "network error".into(),
             },
             Failure::Login(e) if e.code == 1045 || e.code == 1698 => format!("access denied ({})", e.code),
+            Failure::Login(e) if e.code == ER_SECURE_TRANSPORT_REQUIRED => {
+                "TLS required by server (use --ssl-mode)".into()
+            }
             Failure::Login(e) => format!("login refused ({})", e.code),
             Failure::Query(e) if e.code == ER_UNKNOWN_COM_ERROR => format!("node refuses queries ({})", e.code),
             Failure::Query(e) => format!("query failed ({})", e.code),
+            Failure::Protocol(_, mysql::ProtocolError::TlsNotOffered) => "server does not offer TLS".into(),
             Failure::Protocol(..) => "protocol error".into(),
+            Failure::Tls(e) => e.class().into(),
         }
     }
 }
@@ -87,6 +98,7 @@ impl fmt::Display for Failure {
             Failure::Login(e) => write!(f, "login failed: {e}"),
             Failure::Query(e) => write!(f, "query failed: {e}"),
             Failure::Protocol(phase, e) => write!(f, "{phase} failed: protocol error: {e}"),
+            Failure::Tls(e) => write!(f, "tls handshake failed: {e}"),
         }
     }
 }
@@ -101,6 +113,10 @@ pub struct Gathered {
     pub results: Vec<ResultSet>,
 }
 
+/// MySQL 8's ER_SECURE_TRANSPORT_REQUIRED: a plaintext login under require_secure_transport.
+/// (MariaDB answers a bare 1045 instead.)
+const ER_SECURE_TRANSPORT_REQUIRED: u16 = 3159;
+
 /// The most bytes of a reported value or reason; longer ones are cut (they end up in HTTP bodies
 /// and log lines).
 pub const MAX_VALUE_LEN: usize = 256;
@@ -110,18 +126,25 @@ pub const MAX_VALUE_LEN: usize = 256;
 const NEXT_ADDRESS_AFTER: Duration = Duration::from_millis(250);
 
 /// Logs in and runs `--query` and `kind`'s plan, then QUIT, all within `cfg.timeout`.
-pub async fn gather(cfg: &CheckConfig, password: &Password, kind: Kind) -> Result<Gathered, Failure> {
+/// With `tls`, over TLS after the SSLRequest (the handshake is inside the same deadline).
+pub async fn gather(
+    cfg: &CheckConfig,
+    password: &Password,
+    tls: Option<&TlsClient>,
+    kind: Kind,
+) -> Result<Gathered, Failure> {
     let phase = Cell::new(Phase::Connect);
     let deadline = async {
         Timer::after(cfg.timeout).await;
         Err(Failure::Timeout(phase.get(), cfg.timeout))
     };
-    exchange(cfg, password, kind, &phase).or(deadline).await
+    exchange(cfg, password, tls, kind, &phase).or(deadline).await
 }
 
 async fn exchange(
     cfg: &CheckConfig,
     password: &Password,
+    tls: Option<&TlsClient>,
     kind: Kind,
     phase: &Cell<Phase>,
 ) -> Result<Gathered, Failure> {
@@ -136,11 +159,12 @@ async fn exchange(
             // No TCP_NODELAY: every write of ours follows the server's answer, which acknowledged
             // the previous one, so Nagle never holds a packet back; it would cost a system call.
             let stream = connect_any(&addrs).await.map_err(|e| Failure::Io(Phase::Connect, e))?;
-            converse(stream, cfg, password, kind, phase).await
+            converse(stream, cfg, password, tls, kind, phase).await
         }
         Target::Unix(path) => {
             let stream = UnixStream::connect(path).await.map_err(|e| Failure::Io(Phase::Connect, e))?;
-            converse(stream, cfg, password, kind, phase).await
+            // A unix socket is already a secure transport: --ssl-mode does not apply.
+            converse(stream, cfg, password, None, kind, phase).await
         }
     }
 }
@@ -195,9 +219,10 @@ pub async fn connect_any(addrs: &[SocketAddr]) -> io::Result<TcpStream> {
 }
 
 async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
+    stream: S,
     cfg: &CheckConfig,
     password: &Password,
+    tls: Option<&TlsClient>,
     kind: Kind,
     phase: &Cell<Phase>,
 ) -> Result<Gathered, Failure> {
@@ -208,6 +233,10 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         database: cfg.database.clone(),
         transport: cfg.target.transport(),
     });
+    let mut stream = Link::Plain(stream);
+    if let Some(tls) = tls {
+        session.request_tls(tls.request());
+    }
     // The plan depends on the server's flavour, known from the greeting.
     let mut plan: &[Step] = &[];
     // Query 0 is --query, query i > 0 is plan[i - 1]; `next` is the one to send next, and
@@ -250,6 +279,18 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                 next += 1;
                 spelling = 0;
             }
+            // The session asks for TLS only after request_tls, so `tls` is there (and the plain
+            // build never gets here: it has no TLS settings).
+            #[cfg(feature = "tls")]
+            Action::StartTls => {
+                phase.set(Phase::Tls);
+                let tls = tls.ok_or(Failure::Protocol(Phase::Tls, mysql::ProtocolError::UnexpectedEof))?;
+                stream = stream.start_tls(tls).await.map_err(Failure::Tls)?;
+                session.tls_started();
+                phase.set(Phase::Login);
+            }
+            #[cfg(not(feature = "tls"))]
+            Action::StartTls => return Err(Failure::Protocol(Phase::Tls, mysql::ProtocolError::UnexpectedEof)),
             Action::Ready => session.quit(),
             Action::Reply(reply) => match (next - 1, reply) {
                 (0, Ok(rs)) => {
@@ -399,13 +440,31 @@ pub struct Checker {
     pub cfg: CheckConfig,
     /// The one copy of the password the daemon keeps; SIGHUP may replace it.
     password: RefCell<Password>,
+    /// The TLS settings (`--ssl-*`); SIGHUP may replace them.
+    tls: RefCell<Option<TlsClient>>,
     slots: [Slot; 4],
     pub metrics: Metrics,
 }
 
 impl Checker {
     pub fn new(cfg: CheckConfig, password: Password) -> Checker {
-        Checker { cfg, password: RefCell::new(password), slots: Default::default(), metrics: Metrics::default() }
+        let tls = RefCell::new(cfg.tls.clone());
+        Checker { cfg, password: RefCell::new(password), tls, slots: Default::default(), metrics: Metrics::default() }
+    }
+
+    /// Rereads the `--ssl-*` files for the checks that start from now on (SIGHUP). Bad files
+    /// keep the old settings.
+    pub fn reload_tls(&self) {
+        if self.tls.borrow().is_none() {
+            return;
+        }
+        match load_tls(&self.cfg.ssl, &self.cfg.target) {
+            Ok(tls) => {
+                *self.tls.borrow_mut() = tls;
+                log::info!("SIGHUP: reread the --ssl-* files");
+            }
+            Err(e) => log::warn!("SIGHUP: keeping the old TLS settings: {e}"),
+        }
     }
 
     /// Replaces the password for the checks that start from now on.
@@ -503,9 +562,10 @@ impl Checker {
         let started = Instant::now();
         // A clone, so that SIGHUP during the check cannot pull the password from under it.
         let password = self.password.borrow().clone();
+        let tls = self.tls.borrow().clone();
         // Boxed: the round trip's buffers exist only while it runs, not in every connection's
         // future.
-        let result = Rc::new(Box::pin(gather(&self.cfg, &password, kind)).await);
+        let result = Rc::new(Box::pin(gather(&self.cfg, &password, tls.as_ref(), kind)).await);
         let finished = Instant::now();
         let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         self.metrics.round_trip(finished - started, unix_now);

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
+use crate::link::TlsClient;
 use crate::mysql::Transport;
 use crate::profile::{Defaults, PathError, Profile, PATHS};
 
@@ -36,6 +37,27 @@ pub struct Args {
     /// file holding the password (one line); otherwise $MYSQLCHK_PASSWORD, otherwise empty
     #[argh(option)]
     pub password_file: Option<PathBuf>,
+
+    /// TLS: DISABLED (default), PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY
+    // The plain build takes only DISABLED; it has no other --ssl-* flag (see tls_file_flag).
+    #[argh(option, default = "String::from(\"DISABLED\")")]
+    #[cfg_attr(not(feature = "tls"), argh(hidden_help))]
+    pub ssl_mode: String,
+
+    /// PEM CA bundle for the VERIFY modes; reread on SIGHUP
+    #[cfg(feature = "tls")]
+    #[argh(option)]
+    pub ssl_ca: Option<PathBuf>,
+
+    /// PEM client certificate for REQUIRE X509 users; reread on SIGHUP
+    #[cfg(feature = "tls")]
+    #[argh(option)]
+    pub ssl_cert: Option<PathBuf>,
+
+    /// its PEM key, not readable by group or others; reread on SIGHUP
+    #[cfg(feature = "tls")]
+    #[argh(option)]
+    pub ssl_key: Option<PathBuf>,
 
     /// database to select at login (optional)
     #[argh(option)]
@@ -222,6 +244,10 @@ pub struct CheckConfig {
     /// How long a verdict may be reused without a login (zero: only checks in flight are shared).
     pub cache: Duration,
     pub defaults: Defaults,
+    /// The `--ssl-*` flags, kept to reread the files on SIGHUP.
+    pub ssl: Ssl,
+    /// The TLS settings they gave at start; `None` without TLS (or over a unix socket).
+    pub tls: Option<TlsClient>,
 }
 
 /// An allowed network. Both families live in the IPv6 space (IPv4 as `::ffff:a.b.c.d`), so an
@@ -334,6 +360,19 @@ pub enum ConfigError {
     /// A flag naming an operator file must name an absolute path.
     RelativeFile(&'static str, PathBuf),
     AgentProfile(PathError),
+    #[cfg(feature = "tls")]
+    SslMode(String),
+    /// A VERIFY mode without --ssl-ca.
+    #[cfg(feature = "tls")]
+    SslNeedsCa(SslMode),
+    /// --ssl-cert without --ssl-key, or the other way round.
+    #[cfg(feature = "tls")]
+    SslCertKey,
+    #[cfg(feature = "tls")]
+    Tls(crate::tls::LoadError),
+    /// A `--ssl-*` flag (named) given to the plain build.
+    #[cfg(not(feature = "tls"))]
+    NoTlsBuild(&'static str),
 }
 
 impl fmt::Display for ConfigError {
@@ -371,6 +410,24 @@ impl fmt::Display for ConfigError {
                 p.display()
             ),
             ConfigError::CacheMs(ms) => write!(f, "invalid --cache-ms {ms}: must be at most 3600000 ms"),
+            #[cfg(feature = "tls")]
+            ConfigError::SslMode(s) => write!(
+                f,
+                "invalid --ssl-mode \"{}\": expected DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY",
+                s.escape_debug()
+            ),
+            #[cfg(feature = "tls")]
+            ConfigError::SslNeedsCa(mode) => {
+                write!(f, "--ssl-mode {mode} needs --ssl-ca (the CA bundle to verify against)")
+            }
+            #[cfg(feature = "tls")]
+            ConfigError::SslCertKey => f.write_str("--ssl-cert and --ssl-key go together"),
+            #[cfg(not(feature = "tls"))]
+            ConfigError::NoTlsBuild(flag) => {
+                write!(f, "{flag} needs the TLS build (mysqlchk-tls, or cargo build --features tls)")
+            }
+            #[cfg(feature = "tls")]
+            ConfigError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -412,10 +469,8 @@ fn operator_file(flag: &'static str, p: PathBuf) -> Result<PathBuf, ConfigError>
 /// Reads a password file: its content, less one trailing line ending. Like ssh with its keys,
 /// refuses a file that group or others may access.
 pub fn read_password_file(path: &std::path::Path) -> Result<Password, ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
     let io_err = |e| ConfigError::PasswordFile(path.to_path_buf(), e);
-    let mode = std::fs::metadata(path).map_err(io_err)?.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
+    if let Some(mode) = shared_mode(path).map_err(io_err)? {
         return Err(ConfigError::PasswordFileMode(path.to_path_buf(), mode));
     }
     let mut bytes = std::fs::read(path).map_err(io_err)?;
@@ -426,6 +481,106 @@ pub fn read_password_file(path: &std::path::Path) -> Result<Password, ConfigErro
         }
     }
     Ok(Password(bytes))
+}
+
+/// The permission bits of `path` when group or others may access it (ssh's rule for keys).
+pub fn shared_mode(path: &std::path::Path) -> std::io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    Ok((mode & 0o077 != 0).then_some(mode))
+}
+
+/// `--ssl-mode`, with the MySQL 8 client's names and meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plaintext (the default).
+    Disabled,
+    /// TLS when the greeting offers it, else plaintext; no certificate check.
+    Preferred,
+    /// TLS or fail; no certificate check.
+    Required,
+    /// TLS, and the chain must lead to `--ssl-ca`.
+    VerifyCa,
+    /// VERIFY_CA, and the host of `--mysql` must match the certificate's DNS or IP SAN.
+    VerifyIdentity,
+}
+
+#[cfg(feature = "tls")]
+impl SslMode {
+    /// Any case, as the MySQL client accepts it.
+    pub fn parse(s: &str) -> Result<SslMode, ConfigError> {
+        Ok(match s.to_ascii_uppercase().as_str() {
+            "DISABLED" => SslMode::Disabled,
+            "PREFERRED" => SslMode::Preferred,
+            "REQUIRED" => SslMode::Required,
+            "VERIFY_CA" => SslMode::VerifyCa,
+            "VERIFY_IDENTITY" => SslMode::VerifyIdentity,
+            _ => return Err(ConfigError::SslMode(s.to_string())),
+        })
+    }
+}
+
+#[cfg(feature = "tls")]
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SslMode::Disabled => "DISABLED",
+            SslMode::Preferred => "PREFERRED",
+            SslMode::Required => "REQUIRED",
+            SslMode::VerifyCa => "VERIFY_CA",
+            SslMode::VerifyIdentity => "VERIFY_IDENTITY",
+        })
+    }
+}
+
+/// The `--ssl-*` flags, checked for consistency; the TLS build reads the files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ssl {
+    pub mode: SslMode,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// The plain build has no `--ssl-ca`, `--ssl-cert` or `--ssl-key` (they would cost it a few KB):
+/// the first one in `args` is refused before the flags are parsed, naming the TLS build rather
+/// than being an unknown flag.
+#[cfg(not(feature = "tls"))]
+pub fn tls_file_flag(mut args: impl Iterator<Item = String>) -> Result<(), ConfigError> {
+    match args.find_map(|a| ["--ssl-ca", "--ssl-cert", "--ssl-key"].into_iter().find(|f| a == *f)) {
+        Some(flag) => Err(ConfigError::NoTlsBuild(flag)),
+        None => Ok(()),
+    }
+}
+
+impl Ssl {
+    /// The TLS build checks the flags for consistency; the plain build refuses every one of
+    /// them, naming the TLS build.
+    pub fn from_args(args: &Args) -> Result<Ssl, ConfigError> {
+        #[cfg(feature = "tls")]
+        {
+            let ssl = Ssl {
+                mode: SslMode::parse(&args.ssl_mode)?,
+                ca: args.ssl_ca.clone(),
+                cert: args.ssl_cert.clone(),
+                key: args.ssl_key.clone(),
+            };
+            if matches!(ssl.mode, SslMode::VerifyCa | SslMode::VerifyIdentity) && ssl.ca.is_none() {
+                return Err(ConfigError::SslNeedsCa(ssl.mode));
+            }
+            if ssl.cert.is_some() != ssl.key.is_some() {
+                return Err(ConfigError::SslCertKey);
+            }
+            Ok(ssl)
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            if !args.ssl_mode.eq_ignore_ascii_case("DISABLED") {
+                return Err(ConfigError::NoTlsBuild("--ssl-mode"));
+            }
+            Ok(Ssl { mode: SslMode::Disabled, ca: None, cert: None, key: None })
+        }
+    }
 }
 
 impl Config {
@@ -458,10 +613,13 @@ impl Config {
             Some(path) => read_password_file(path)?,
             None => Password(env_password.unwrap_or_default()),
         };
+        let target = Target::parse(&args.mysql)?;
+        let ssl = Ssl::from_args(&args)?;
+        let tls = crate::link::load_tls(&ssl, &target)?;
         Ok(Config {
             listen,
             check: CheckConfig {
-                target: Target::parse(&args.mysql)?,
+                target,
                 user: args.user,
                 database: args.database.filter(|d| !d.is_empty()),
                 query: args.query,
@@ -471,6 +629,8 @@ impl Config {
                 drain_file: operator_file("--drain-file", args.drain_file)?,
                 cache: Duration::from_millis(args.cache_ms),
                 defaults,
+                ssl,
+                tls,
             },
             agent_listen,
             lag_weight: args.lag_weight,

@@ -6,13 +6,17 @@
 //! * [`metrics`]: counters rendered as Prometheus text.
 //! * [`profile`]: what each check path asks the server and how the answers are judged.
 //! * [`check`]: drives a MySQL session over a socket within a deadline; single-flight checker.
+//! * [`link`]: the socket a check talks through, or TLS over it.
 //! * [`server`]: the HTTP daemon.
 #![forbid(unsafe_code)]
 
 pub mod check;
 pub mod config;
 pub mod http;
+pub mod link;
 pub mod metrics;
 pub mod mysql;
 pub mod profile;
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;

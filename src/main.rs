@@ -10,6 +10,10 @@ use mysqlchk::config::{Args, Config, PASSWORD_ENV};
 use mysqlchk::server;
 
 fn main() -> ExitCode {
+    #[cfg(not(feature = "tls"))]
+    if let Err(e) = mysqlchk::config::tls_file_flag(lossy_args()) {
+        return config_error(&e, lossy_args().any(|a| a == "--once"));
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(code) => return code,
@@ -22,10 +26,7 @@ fn main() -> ExitCode {
     let env_password = std::env::var_os(PASSWORD_ENV).map(|v| v.into_encoded_bytes());
     let config = match Config::from_args(args, env_password) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("mysqlchk: error: {e}");
-            return config_error_code(nagios);
-        }
+        Err(e) => return config_error(&e, nagios),
     };
     // xinetd hands the client socket over as stderr too: a log line there would be sent to the
     // client in the middle of the response.
@@ -51,6 +52,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// A bad flag or file: the message, and exit 1, or 3 (Nagios' UNKNOWN) with `--once`.
+fn config_error(e: &mysqlchk::config::ConfigError, nagios: bool) -> ExitCode {
+    eprintln!("mysqlchk: error: {e}");
+    config_error_code(nagios)
+}
+
+/// The arguments after the program name, as text (a non-UTF-8 argument is read lossily, never
+/// a panic).
+fn lossy_args() -> impl Iterator<Item = String> {
+    std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned())
+}
+
 /// Nagios reads 3 as UNKNOWN: under `--once` every configuration error exits 3, daemons exit 1.
 fn config_error_code(once: bool) -> ExitCode {
     ExitCode::from(if once { 3 } else { 1 })
@@ -59,7 +72,7 @@ fn config_error_code(once: bool) -> ExitCode {
 /// argv -> [`Args`], as `argh::from_env` does, except that a parse error exits 3 under
 /// `--once`. `--help` prints to stdout and exits 0.
 fn parse_args() -> Result<Args, ExitCode> {
-    let raw: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    let raw: Vec<String> = lossy_args().collect();
     let once = raw.iter().take_while(|a| *a != "--").any(|a| a == "--once");
     let args: Vec<&str> = raw.iter().map(String::as_str).collect();
     Args::from_args(&["mysqlchk"], &args).map_err(|exit| match exit.status {

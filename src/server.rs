@@ -171,7 +171,10 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, server: Rc<Server>) -> io::Resu
         listeners.into_iter().map(|(l, p)| ex.spawn(accept_loop(ex.clone(), l, p, server.clone()))).collect();
     loop {
         match signals.next().await {
-            Some(Ok(Signal::Hup)) => server.reload_password(),
+            Some(Ok(Signal::Hup)) => {
+                server.reload_password();
+                server.checker.reload_tls();
+            }
             Some(Ok(_)) | None => break,
             Some(Err(e)) => log::warn!("signal handling: {e}"),
         }

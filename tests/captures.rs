@@ -76,6 +76,7 @@ fn replay(transcript: &[(Dir, &str)], mut session: Session, chunk: usize) -> Res
             Action::Ready => session.quit(),
             Action::Reply(r) => value = Some(r.unwrap().first_value().unwrap().to_vec()),
             Action::Closed => break,
+            Action::StartTls => panic!("TLS was not requested"),
         }
     }
     assert!(steps.next().is_none(), "transcript not finished");

@@ -207,3 +207,31 @@ fn httpchk_primary_is_up_and_replica_is_down_on_a_plain_mariadb() {
     let replica = h.stat("replica", "db");
     assert_eq!(replica["check_code"], "503", "{replica:?}");
 }
+
+/// Through the TLS build: HAProxy marks a `require_secure_transport` MariaDB UP via
+/// VERIFY_IDENTITY, and DOWN once the CA file is swapped for an unrelated CA and SIGHUP rereads it.
+#[cfg(feature = "tls")]
+#[test]
+fn httpchk_over_verified_tls_goes_down_when_sighup_rereads_a_wrong_ca() {
+    use common::mariadb::{Options, TlsFiles};
+    let pki = common::pki::Pki::new();
+    let db = MariaDb::start_options(Options {
+        tls: Some(TlsFiles { ca: pki.ca.clone(), cert: pki.server.cert.clone(), key: pki.server.key.clone() }),
+        require_secure_transport: true,
+        ..Options::default()
+    });
+    let dir = TempDir::new("haproxy");
+    let ca = dir.path("ca.pem");
+    fs::copy(&pki.ca, &ca).unwrap();
+    let d = daemon(&db, &dir, &["--ssl-mode", "VERIFY_IDENTITY", "--ssl-ca", &ca]);
+    let server = format!("check port {} {CHECK}", d.addr.port());
+    let h = HaProxy::start(&dir, &listen("mysql", "    option httpchk\n", db.port, &server));
+    h.wait_for("mysql", "db", "UP", Some("L7OK"));
+
+    fs::copy(&pki.other_ca, &ca).unwrap();
+    let hup = Command::new("kill").args(["-HUP", &d.child.id().to_string()]).status().unwrap();
+    assert!(hup.success());
+    h.wait_for("mysql", "db", "DOWN", Some("L7STS"));
+    let r = d.get("/");
+    assert!(r.body.contains("TLS certificate not trusted"), "{r:?}");
+}

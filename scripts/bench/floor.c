@@ -1,7 +1,9 @@
 /* The floor: what one check costs with no HTTP and no process spawn. MariaDB Connector/C in a
  * loop: connect and log in, `select @@hostname`, read the row, close (COM_QUIT).
  *
- * Usage: floor HOST PORT USER PASSWORD N [RAW]
+ * Usage: floor HOST PORT USER PASSWORD N [RAW]     (FLOOR_TLS=1: TLS enforced, no certificate
+ *                                                  check, like mysqlchk --ssl-mode REQUIRED;
+ *                                                  FLOOR_TLS_CA=FILE: the CA file to load)
  * After one untimed check (the library's start-up), prints: ok=N fail=N median_us= p99_us=
  * mean_us= wall_s= cpu_us= (user+system of the N checks) hwm_kb=, and appends the duration of
  * each good check (µs, one a line) to the file RAW. */
@@ -12,9 +14,18 @@
 #include "stats.h"
 
 /* One check: connect and log in, the query, its row, close. */
+static int tls;
+
 static int check(const char *host, int port, const char *user, const char *password, int *reported) {
     MYSQL *db = mysql_init(NULL);
     int good = 0;
+    if (tls) {
+        my_bool on = 1;
+        mysql_optionsv(db, MYSQL_OPT_SSL_ENFORCE, &on);
+        /* A CA file of its own, so the library does not load the system's whole trust store for
+         * every connection (no verification is asked for either way). */
+        if (getenv("FLOOR_TLS_CA")) mysql_optionsv(db, MYSQL_OPT_SSL_CA, getenv("FLOOR_TLS_CA"));
+    }
     if (mysql_real_connect(db, host, user, password, NULL, port, NULL, 0) &&
         mysql_query(db, "select @@hostname") == 0) {
         MYSQL_RES *res = mysql_store_result(db);
@@ -42,6 +53,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     int port = atoi(argv[2]), n = atoi(argv[5]), ok = 0, reported = 0;
+    tls = getenv("FLOOR_TLS") && strcmp(getenv("FLOOR_TLS"), "1") == 0;
     double *us = calloc(n, sizeof *us);
     /* Connector/C's connect calls usleep(1) once; with the default 50 µs timer slack that idles
      * ~50 µs per check (152 -> 106 µs median here), which is no cost of a check. */

@@ -14,10 +14,12 @@ throwaway_cleanup() {
     rm -rf "$work"
 }
 
-# throwaway_mariadb PORT [EXTRA-SQL]: a fresh datadir in $work, mariadbd on 127.0.0.1:PORT and
-# $work/db.sock, the haproxy user, then EXTRA-SQL; waits until the socket is up. Sets $dbpid.
+# throwaway_mariadb PORT [EXTRA-SQL [MARIADBD-ARG...]]: a fresh datadir in $work, mariadbd on
+# 127.0.0.1:PORT and $work/db.sock (with the extra arguments, e.g. --ssl-cert), the haproxy user,
+# then EXTRA-SQL; waits until the socket is up. Sets $dbpid.
 throwaway_mariadb() {
     local port=$1 extra=${2:-}
+    shift $(($# < 2 ? $# : 2))
     mariadb-install-db --no-defaults --datadir="$work/data" --user="$(id -un)" \
         --auth-root-authentication-method=normal --skip-test-db >/dev/null
     cat >"$work/init.sql" <<SQL
@@ -27,7 +29,7 @@ $extra
 SQL
     mariadbd --no-defaults --user="$(id -un)" --datadir="$work/data" --socket="$work/db.sock" \
         --port="$port" --bind-address=127.0.0.1 --skip-name-resolve --skip-log-bin \
-        --pid-file="$work/db.pid" --log-error="$work/db.err" --init-file="$work/init.sql" 2>>"$work/db.err" &
+        --pid-file="$work/db.pid" --log-error="$work/db.err" --init-file="$work/init.sql" "$@" 2>>"$work/db.err" &
     dbpid=$!
     pids+=("$dbpid")
     for _ in $(seq 200); do [[ -S "$work/db.sock" ]] && return 0; sleep 0.1; done

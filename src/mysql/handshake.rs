@@ -71,14 +71,30 @@ pub const CHARSET_UTF8MB4: u8 = 45;
 /// The largest packet we tell the server we accept (the server enforces it on results).
 pub const MAX_PACKET: u32 = 16 * 1024 * 1024;
 
-impl Response<'_> {
-    /// Encodes the payload. `capabilities` must already be the intersection with the server's.
+/// The SSLRequest: the first 32 bytes of a HandshakeResponse41, with CLIENT_SSL set; the TLS
+/// handshake follows it (see "Protocol::SSLRequest").
+#[derive(Debug, Clone, Copy)]
+pub struct SslRequest {
+    /// The intersection with the server's capabilities, CLIENT_SSL included.
+    pub capabilities: u32,
+}
+
+impl SslRequest {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.user.len() + self.auth_response.len());
+        let mut out = Vec::with_capacity(32);
         out.extend_from_slice(&self.capabilities.to_le_bytes());
         out.extend_from_slice(&MAX_PACKET.to_le_bytes());
         out.push(CHARSET_UTF8MB4);
         out.extend_from_slice(&[0; 23]);
+        out
+    }
+}
+
+impl Response<'_> {
+    /// Encodes the payload. `capabilities` must already be the intersection with the server's.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = SslRequest { capabilities: self.capabilities }.encode();
+        out.reserve(32 + self.user.len() + self.auth_response.len());
         out.extend_from_slice(self.user.as_bytes());
         out.push(0);
         if self.capabilities & caps::PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {

@@ -14,7 +14,7 @@ pub mod session;
 use std::fmt;
 
 pub use resultset::ResultSet;
-pub use session::{Action, Options, Session, Transport};
+pub use session::{Action, Options, Session, TlsRequest, Transport};
 
 /// An ERR packet: what the server said went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,8 @@ pub enum ProtocolError {
     LocalInfileRequested,
     /// The server closed the connection in the middle of an exchange.
     UnexpectedEof,
+    /// TLS was required and the greeting lacks CLIENT_SSL.
+    TlsNotOffered,
 }
 
 impl fmt::Display for ProtocolError {
@@ -93,6 +95,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::ResultTooLarge => write!(f, "result set larger than {} bytes", resultset::MAX_RESULT_BYTES),
             ProtocolError::LocalInfileRequested => f.write_str("server requested LOCAL INFILE"),
             ProtocolError::UnexpectedEof => f.write_str("server closed the connection"),
+            ProtocolError::TlsNotOffered => f.write_str("server does not offer TLS"),
         }
     }
 }
@@ -170,6 +173,7 @@ pub mod caps {
     pub const LONG_PASSWORD: u32 = 0x0000_0001;
     pub const CONNECT_WITH_DB: u32 = 0x0000_0008;
     pub const PROTOCOL_41: u32 = 0x0000_0200;
+    pub const SSL: u32 = 0x0000_0800;
     pub const TRANSACTIONS: u32 = 0x0000_2000;
     pub const SECURE_CONNECTION: u32 = 0x0000_8000;
     pub const MULTI_STATEMENTS: u32 = 0x0001_0000;

@@ -9,11 +9,13 @@
 //!     Ready        => call query(sql) or quit(),
 //!     Reply(r)     => the last query's result; the session is Ready again,
 //!     Closed       => QUIT was sent; close the socket,
+//!     StartTls     => run a TLS handshake over the socket, call tls_started(), and from then
+//!                     on pipe every byte through TLS (only after request_tls),
 //! }
 //! ```
 
 use super::auth::{Auth, Plugin};
-use super::handshake::{Greeting, Response};
+use super::handshake::{Greeting, Response, SslRequest};
 use super::packet::{self, Packet};
 use super::resultset::{self, Keep, Parser, Progress, QueryResult};
 use super::{caps, parse_err, Error, ProtocolError};
@@ -56,12 +58,30 @@ pub enum Action {
     Reply(QueryResult),
     /// COM_QUIT has been handed out; close the connection.
     Closed,
+    /// The SSLRequest went out: run the TLS handshake, then call [`Session::tls_started`].
+    /// Only after [`Session::request_tls`], and only once.
+    StartTls,
+}
+
+/// Whether to switch to TLS after the greeting (the SSLRequest step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsRequest {
+    /// Never: HandshakeResponse41 goes out in plaintext.
+    Off,
+    /// When the greeting offers CLIENT_SSL; otherwise plaintext.
+    IfOffered,
+    /// Always; a greeting without CLIENT_SSL ends the session with
+    /// [`ProtocolError::TlsNotOffered`].
+    Required,
 }
 
 #[derive(Debug, Clone)]
 enum State {
     /// Waiting for HandshakeV10 (or an ERR such as 1040 Too many connections).
     Greeting,
+    /// Sent the SSLRequest (with these capabilities); waiting for the driver's TLS handshake.
+    /// * goes to `Auth` on [`Session::tls_started`], sending HandshakeResponse41 inside TLS.
+    StartTls { capabilities: u32 },
     /// Sent a response; waiting for OK, ERR, AuthSwitchRequest or AuthMoreData.
     Auth { auth: Auth, switched: bool },
     /// Logged in, nothing in flight.
@@ -93,6 +113,7 @@ pub struct Session {
     big: Option<BigFrame>,
     /// The last row frame was 16 MiB - 1 bytes long: the next frame continues the same row.
     continued: bool,
+    tls: TlsRequest,
 }
 
 /// The part of a large row frame still to come.
@@ -117,6 +138,21 @@ impl Session {
             greeting: None,
             big: None,
             continued: false,
+            tls: TlsRequest::Off,
+        }
+    }
+
+    /// Asks for TLS after the greeting (call before the first poll).
+    pub fn request_tls(&mut self, tls: TlsRequest) {
+        self.tls = tls;
+    }
+
+    /// The driver finished the TLS handshake that [`Action::StartTls`] asked for: the login goes
+    /// on inside TLS, where full auth may send the password in clear. Does nothing otherwise.
+    pub fn tls_started(&mut self) {
+        if let State::StartTls { capabilities } = self.state {
+            self.opts.transport = Transport::Tls;
+            self.respond(capabilities);
         }
     }
 
@@ -186,6 +222,12 @@ impl Session {
             match self.state {
                 State::Idle => return Ok(Action::Ready),
                 State::Closed => return Ok(Action::Closed),
+                // Bytes before the handshake would be plaintext injected ahead of TLS.
+                State::StartTls { .. } if !self.input.is_empty() => {
+                    let header = self.input.get(packet::HEADER_LEN).copied().unwrap_or(0);
+                    return self.fail(ProtocolError::Unexpected { phase: "ssl request", header }.into());
+                }
+                State::StartTls { .. } => return Ok(Action::StartTls),
                 _ => {}
             }
             if let Some(done) = self.stream_row() {
@@ -294,7 +336,7 @@ impl Session {
                 }
                 Ok(())
             }
-            State::Idle | State::Closed => {
+            State::Idle | State::Closed | State::StartTls { .. } => {
                 Err(ProtocolError::Unexpected { phase: "idle", header: payload.first().copied().unwrap_or(0) }.into())
             }
         }
@@ -327,13 +369,32 @@ impl Session {
         let capabilities = wanted & server;
         self.deprecate_eof = capabilities & caps::DEPRECATE_EOF != 0;
         self.multi_statements = capabilities & caps::MULTI_STATEMENTS != 0;
+        self.greeting = Some(greeting);
+        // Only the TLS build has TLS settings to ask with: the plain one keeps no SSLRequest code.
+        let tls = if cfg!(feature = "tls") { self.tls } else { TlsRequest::Off };
+        match (tls, server & caps::SSL != 0) {
+            (TlsRequest::Off, _) | (TlsRequest::IfOffered, false) => self.respond(capabilities),
+            (TlsRequest::Required, false) => return Err(ProtocolError::TlsNotOffered.into()),
+            (_, true) => {
+                let capabilities = capabilities | caps::SSL;
+                self.send(&SslRequest { capabilities }.encode());
+                self.state = State::StartTls { capabilities };
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends HandshakeResponse41 with the first auth response.
+    fn respond(&mut self, capabilities: u32) {
+        let (nonce, default_plugin) =
+            self.greeting.as_ref().map(|g| (g.scramble.as_slice(), g.auth_plugin.as_str())).unwrap_or_default();
         // Start with the server's default plugin when it is one whose first response we can
         // compute from a 20-byte scramble; otherwise native, and let the server switch us.
-        let plugin = match Plugin::from_name(&greeting.auth_plugin) {
+        let plugin = match Plugin::from_name(default_plugin) {
             Some(p @ (Plugin::Native | Plugin::CachingSha2 | Plugin::Sha256)) => p,
             _ => Plugin::Native,
         };
-        let (auth, first) = Auth::start(plugin, &greeting.scramble, &self.opts.password, self.opts.transport);
+        let (auth, first) = Auth::start(plugin, nonce, &self.opts.password, self.opts.transport);
         let response = Response {
             capabilities,
             user: &self.opts.user,
@@ -342,9 +403,7 @@ impl Session {
             auth_plugin: plugin.name(),
         };
         self.send(&response.encode());
-        self.greeting = Some(greeting);
         self.state = State::Auth { auth, switched: false };
-        Ok(())
     }
 
     fn auth(&mut self, payload: &[u8], mut auth: Auth, switched: bool) -> Result<(), Error> {
@@ -434,6 +493,7 @@ mod tests {
                 Ok(Action::Ready) => s.quit(),
                 Ok(Action::Reply(r)) => replies.push(r),
                 Ok(Action::Closed) => return (writes, Ok(replies)),
+                Ok(Action::StartTls) => s.tls_started(),
                 Err(e) => return (writes, Err(e)),
             }
         }
@@ -547,6 +607,89 @@ mod tests {
         assert_eq!(w[1][3], 3, "sequence id");
         let (w, _) = run(session("", Transport::Tcp), &server[..1]);
         assert!(w[0].ends_with(b"\x01\x00sha256_password\0"), "empty password: one NUL byte");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn ssl_request_is_32_bytes_at_seq_1_then_the_response_goes_at_seq_2_inside_tls() {
+        let mut s = session("pw", Transport::Tcp);
+        s.request_tls(TlsRequest::Required);
+        s.feed(&frame(0, &greeting(ALL_CAPS | caps::SSL, "mysql_native_password")));
+        let Ok(Action::Write(w)) = s.poll() else { panic!() };
+        assert_eq!(w.len(), 4 + 32);
+        assert_eq!(w[3], 1, "sequence id");
+        let flags = u32::from_le_bytes([w[4], w[5], w[6], w[7]]);
+        assert_ne!(flags & caps::SSL, 0);
+        assert_eq!(s.poll(), Ok(Action::StartTls));
+        assert_eq!(s.poll(), Ok(Action::StartTls), "waits for the driver");
+        s.tls_started();
+        let Ok(Action::Write(w)) = s.poll() else { panic!() };
+        assert_eq!(w[3], 2, "sequence id");
+        assert_eq!(&w[4..36], &frame(1, &SslRequest { capabilities: flags }.encode())[4..], "same first 32 bytes");
+        assert!(w.ends_with(b"mysql_native_password\0"));
+        s.feed(&frame(3, &[0, 0, 0, 2, 0, 0, 0]));
+        assert_eq!(s.poll(), Ok(Action::Ready));
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn required_tls_without_client_ssl_fails_before_sending_anything_and_preferred_goes_plain() {
+        let g = frame(0, &greeting(ALL_CAPS, "mysql_native_password"));
+        let mut s = session("pw", Transport::Tcp);
+        s.request_tls(TlsRequest::Required);
+        s.feed(&g);
+        assert_eq!(s.poll(), Err(ProtocolError::TlsNotOffered.into()));
+        assert_eq!(s.poll(), Ok(Action::Closed));
+        let mut s = session("pw", Transport::Tcp);
+        s.request_tls(TlsRequest::IfOffered);
+        s.feed(&g);
+        let Ok(Action::Write(w)) = s.poll() else { panic!() };
+        assert_eq!(w[3], 1, "HandshakeResponse41 at seq 1");
+        assert_eq!(u32::from_le_bytes([w[4], w[5], w[6], w[7]]) & caps::SSL, 0);
+        assert!(w.len() > 4 + 32);
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn bytes_after_the_greeting_before_tls_are_refused() {
+        let mut s = session("pw", Transport::Tcp);
+        s.request_tls(TlsRequest::IfOffered);
+        let mut bytes = frame(0, &greeting(ALL_CAPS | caps::SSL, "mysql_native_password"));
+        bytes.extend_from_slice(&frame(2, &[0, 0, 0, 2, 0, 0, 0]));
+        s.feed(&bytes);
+        assert!(matches!(s.poll(), Ok(Action::Write(_))));
+        assert_eq!(s.poll(), Err(ProtocolError::Unexpected { phase: "ssl request", header: 0 }.into()));
+    }
+
+    #[cfg(feature = "tls")]
+    /// A TCP session greeted with `plugin`, past the SSLRequest and the TLS handshake.
+    fn inside_tls(plugin: &str) -> Session {
+        let mut s = session("pw", Transport::Tcp);
+        s.request_tls(TlsRequest::Required);
+        s.feed(&frame(0, &greeting(ALL_CAPS | caps::SSL, plugin)));
+        assert!(matches!(s.poll(), Ok(Action::Write(_))));
+        assert_eq!(s.poll(), Ok(Action::StartTls));
+        s.tls_started();
+        s
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn caching_sha2_full_auth_inside_tls_sends_the_password_in_clear_without_a_key_request() {
+        let mut s = inside_tls("caching_sha2_password");
+        assert!(matches!(s.poll(), Ok(Action::Write(_))));
+        s.feed(&frame(3, &[0x01, 0x04]));
+        assert_eq!(s.poll(), Ok(Action::Write(frame(4, b"pw\0"))));
+        s.feed(&frame(5, &[0, 0, 0, 2, 0, 0, 0]));
+        assert_eq!(s.poll(), Ok(Action::Ready));
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn sha256_password_inside_tls_sends_the_password_in_clear_at_once() {
+        let mut s = inside_tls("sha256_password");
+        let Ok(Action::Write(w)) = s.poll() else { panic!() };
+        assert!(w.ends_with(b"\x03pw\0sha256_password\0"), "clear password, no key request");
     }
 
     #[test]

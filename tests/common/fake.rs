@@ -150,6 +150,12 @@ pub enum Hostile {
     QuerySilent,
     /// Answers the query with a 200 MB result set made on the fly; stops when the client leaves.
     Stream200MB,
+    /// Offers CLIENT_SSL and answers the SSLRequest with pseudo-random bytes, then silence.
+    TlsGarbage,
+    /// Offers CLIENT_SSL, reads the ClientHello, sends half of its first flight and stalls.
+    TlsStall,
+    /// Answers a login outside TLS with MySQL 8's ERR 3159 (require_secure_transport).
+    RequireSecureTransport,
 }
 
 /// Everything a connection does, fixed at start.
@@ -170,6 +176,8 @@ pub struct Scenario {
     pub server_version: String,
     /// How long every query waits before its answer (a slow server).
     pub query_delay: Duration,
+    /// Offer CLIENT_SSL and speak TLS (rustls, server side) after the SSLRequest.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Scenario {
@@ -185,7 +193,14 @@ impl Scenario {
             hostile: None,
             server_version: "8.4.0-fake".into(),
             query_delay: Duration::ZERO,
+            tls: None,
         }
+    }
+
+    /// Offers TLS with `config` (see [`Scenario::tls`]).
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Scenario {
+        self.tls = Some(config);
+        self
     }
 
     /// A hostile server (native auth, password `pw`).
@@ -250,6 +265,10 @@ struct Shared {
     queries: Mutex<Vec<String>>,
     rsa_exchanges: AtomicUsize,
     clear_passwords: AtomicUsize,
+    /// Clear passwords that arrived inside TLS.
+    tls_clear_passwords: AtomicUsize,
+    tls_handshakes: AtomicUsize,
+    tls_resumptions: AtomicUsize,
     streamed: AtomicU64,
     last_login: Mutex<Option<Login>>,
     violations: Mutex<Vec<String>>,
@@ -367,6 +386,21 @@ impl FakeServer {
     }
 
     /// Result-set bytes written by [`Hostile::Stream200MB`], over all connections.
+    /// Clear passwords (caching_sha2 full auth) that arrived inside TLS.
+    pub fn tls_clear_passwords(&self) -> usize {
+        self.shared.tls_clear_passwords.load(Ordering::SeqCst)
+    }
+
+    /// Completed TLS handshakes.
+    pub fn tls_handshakes(&self) -> usize {
+        self.shared.tls_handshakes.load(Ordering::SeqCst)
+    }
+
+    /// TLS handshakes that resumed an earlier session.
+    pub fn tls_resumptions(&self) -> usize {
+        self.shared.tls_resumptions.load(Ordering::SeqCst)
+    }
+
     pub fn streamed_bytes(&self) -> u64 {
         self.shared.streamed.load(Ordering::SeqCst)
     }
@@ -419,10 +453,13 @@ fn spawn_conn(conn: Conn, scenario: &Arc<Mutex<Scenario>>, shared: &Arc<Shared>)
     });
 }
 
-/// A TCP or unix stream.
+/// A TCP or unix stream, or TLS over TCP after the SSLRequest.
 enum Conn {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+    /// Only while switching to TLS.
+    Gone,
 }
 
 impl Conn {
@@ -430,6 +467,8 @@ impl Conn {
         Ok(match self {
             Conn::Tcp(s) => Conn::Tcp(s.try_clone()?),
             Conn::Unix(s) => Conn::Unix(s.try_clone()?),
+            Conn::Tls(t) => Conn::Tcp(t.sock.try_clone()?),
+            Conn::Gone => return Err(fail("gone")),
         })
     }
 
@@ -437,6 +476,8 @@ impl Conn {
         let _ = match self {
             Conn::Tcp(s) => s.shutdown(Shutdown::Both),
             Conn::Unix(s) => s.shutdown(Shutdown::Both),
+            Conn::Tls(t) => t.sock.shutdown(Shutdown::Both),
+            Conn::Gone => Ok(()),
         };
     }
 
@@ -446,11 +487,17 @@ impl Conn {
         let _ = match self {
             Conn::Tcp(s) => s.set_read_timeout(t).and(s.set_nodelay(true)),
             Conn::Unix(s) => s.set_read_timeout(t),
+            Conn::Tls(_) | Conn::Gone => Ok(()),
         };
     }
 
     fn is_unix(&self) -> bool {
         matches!(self, Conn::Unix(_))
+    }
+
+    /// A transport where a clear password is safe.
+    fn is_secure(&self) -> bool {
+        matches!(self, Conn::Unix(_) | Conn::Tls(_))
     }
 }
 
@@ -459,6 +506,8 @@ impl Read for Conn {
         match self {
             Conn::Tcp(s) => s.read(buf),
             Conn::Unix(s) => s.read(buf),
+            Conn::Tls(t) => t.read(buf),
+            Conn::Gone => Err(fail("gone")),
         }
     }
 }
@@ -468,16 +517,25 @@ impl Write for Conn {
         match self {
             Conn::Tcp(s) => s.write(buf),
             Conn::Unix(s) => s.write(buf),
+            Conn::Tls(t) => t.write(buf),
+            Conn::Gone => Err(fail("gone")),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self {
+            Conn::Tls(t) => t.flush(),
+            _ => Ok(()),
+        }
     }
 }
 
 fn fail(what: impl Into<String>) -> io::Error {
     io::Error::other(what.into())
+}
+
+fn fail_tls(e: rustls::Error) -> io::Error {
+    io::Error::other(e)
 }
 
 /// One connection, server side.
@@ -543,6 +601,9 @@ impl Session {
             if self.scenario.deprecate_eof {
                 caps |= CLIENT_DEPRECATE_EOF;
             }
+            if self.offers_tls() {
+                caps |= CLIENT_SSL;
+            }
             greeting_v10(&self.scenario.server_version, caps, &scramble, self.scenario.auth.greeting_plugin())
         };
         if self.hostile(Hostile::SlowGreeting) {
@@ -573,6 +634,10 @@ impl Session {
         if self.hostile(Hostile::CloseAfterLogin) {
             return Ok(());
         }
+        if self.hostile(Hostile::RequireSecureTransport) && !matches!(self.conn, Conn::Tls(_)) {
+            let m = "Connections using insecure transport are prohibited while --require_secure_transport=ON.";
+            return self.error(3159, "HY000", m);
+        }
         if self.hostile(Hostile::LoginSilent) {
             return self.drain();
         }
@@ -585,6 +650,58 @@ impl Session {
         self.ok()?;
         self.shared.logins.fetch_add(1, Ordering::SeqCst);
         self.commands()
+    }
+
+    fn offers_tls(&self) -> bool {
+        self.scenario.tls.is_some() || self.hostile(Hostile::TlsGarbage) || self.hostile(Hostile::TlsStall)
+    }
+
+    /// After the SSLRequest: the TLS handshake (or its hostile stand-in).
+    fn start_tls(&mut self) -> io::Result<()> {
+        let Conn::Tcp(sock) = std::mem::replace(&mut self.conn, Conn::Gone) else {
+            return Err(fail("SSLRequest over a unix socket"));
+        };
+        if self.hostile(Hostile::TlsGarbage) {
+            self.conn = Conn::Tcp(sock);
+            self.conn.write_all(&[0x16, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28, 0x9e, 0x37, 0x79, 0xb9, 0x7f, 0x4a])?;
+            self.drain()?;
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "garbage sent"));
+        }
+        let config = match &self.scenario.tls {
+            Some(c) => c.clone(),
+            None => Arc::new(
+                rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                    .with_safe_default_protocol_versions()
+                    .map_err(fail_tls)?
+                    .with_no_client_auth()
+                    .with_cert_resolver(Arc::new(rustls::server::ResolvesServerCertUsingSni::new())),
+            ),
+        };
+        let mut tls = rustls::ServerConnection::new(config).map_err(fail_tls)?;
+        let mut sock = sock;
+        if self.hostile(Hostile::TlsStall) {
+            // Read the ClientHello, answer half of the first flight (or a few bytes), go silent.
+            let _ = tls.read_tls(&mut sock)?;
+            let _ = tls.process_new_packets();
+            let mut flight = Vec::new();
+            while tls.wants_write() {
+                tls.write_tls(&mut flight)?;
+            }
+            let half = (flight.len() / 2).max(1).min(flight.len());
+            sock.write_all(&flight[..half])?;
+            self.conn = Conn::Tcp(sock);
+            self.drain()?;
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "stalled"));
+        }
+        while tls.is_handshaking() {
+            tls.complete_io(&mut sock)?;
+        }
+        self.shared.tls_handshakes.fetch_add(1, Ordering::SeqCst);
+        if tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+            self.shared.tls_resumptions.fetch_add(1, Ordering::SeqCst);
+        }
+        self.conn = Conn::Tls(Box::new(rustls::StreamOwned::new(tls, sock)));
+        Ok(())
     }
 
     /// Reads until the client closes.
@@ -653,10 +770,18 @@ impl Session {
 
     /// Reads and strictly parses the HandshakeResponse41 (seq 1).
     fn read_login(&mut self) -> io::Result<Login> {
-        let p = self.read()?;
+        let mut p = self.read()?;
         let mut offered = SERVER_CAPS;
         if self.scenario.deprecate_eof {
             offered |= CLIENT_DEPRECATE_EOF;
+        }
+        if self.offers_tls() {
+            offered |= CLIENT_SSL;
+            // The SSLRequest: the first 32 bytes of a response, with CLIENT_SSL.
+            if p.len() == 32 && u32::from_le_bytes([p[0], p[1], p[2], p[3]]) & CLIENT_SSL != 0 {
+                self.start_tls()?;
+                p = self.read()?;
+            }
         }
         let login = parse_login(&p).map_err(fail)?;
         *self.shared.last_login.lock().unwrap() = Some(login.clone());
@@ -774,8 +899,8 @@ impl Session {
         let mut clear = pw.as_bytes().to_vec();
         clear.push(0);
         if p == [0x02] {
-            if self.conn.is_unix() {
-                self.shared.violation("client asked for the RSA key on a unix socket".into());
+            if self.conn.is_secure() {
+                self.shared.violation("client asked for the RSA key on a secure transport".into());
             }
             let mut key = vec![0x01];
             key.extend_from_slice(PUBLIC_KEY_PEM.as_bytes());
@@ -792,12 +917,15 @@ impl Session {
             let want: Vec<u8> = clear.iter().zip(nonce.iter().cycle()).map(|(a, b)| a ^ b).collect();
             return Ok(plain == want);
         }
-        if !self.conn.is_unix() {
+        if !self.conn.is_secure() {
             // A real server would try to RSA-decrypt this and deny access.
             self.shared.violation("client sent a clear password over TCP".into());
             return Ok(false);
         }
         self.shared.clear_passwords.fetch_add(1, Ordering::SeqCst);
+        if matches!(self.conn, Conn::Tls(_)) {
+            self.shared.tls_clear_passwords.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(p == clear)
     }
 

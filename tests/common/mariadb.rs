@@ -49,38 +49,88 @@ rm -rf "$2"
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// How to start a server beyond the defaults of [`MariaDb::start`].
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Serve TLS with these files.
+    pub tls: Option<TlsFiles>,
+    /// `--require-secure-transport=ON`: TCP logins must use TLS (the socket is exempt).
+    pub require_secure_transport: bool,
+    /// `--tls-version`, e.g. `TLSv1.2`.
+    pub tls_version: Option<String>,
+    /// Addresses to listen on (default `127.0.0.1`); loopback only.
+    pub bind: Option<String>,
+    /// Run at every start after the default users are created (must be idempotent).
+    pub init_sql: String,
+    /// Server options after the defaults (later ones win), e.g. `--log-bin`.
+    pub extra: Vec<String>,
+    /// The temp dir and everything in it readable and writable by everyone (Galera's SST).
+    pub open: bool,
+}
+
+/// The server's TLS files.
+#[derive(Clone)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Options {
+    fn args(&self) -> Vec<String> {
+        let mut v = vec![format!("--bind-address={}", self.bind.as_deref().unwrap_or("127.0.0.1"))];
+        if let Some(t) = &self.tls {
+            v.push(format!("--ssl-ca={}", t.ca.display()));
+            v.push(format!("--ssl-cert={}", t.cert.display()));
+            v.push(format!("--ssl-key={}", t.key.display()));
+        }
+        if self.require_secure_transport {
+            v.push("--require-secure-transport=ON".into());
+        }
+        if let Some(version) = &self.tls_version {
+            v.push(format!("--tls-version={version}"));
+        }
+        v.extend(self.extra.iter().cloned());
+        v
+    }
+}
+
 /// A running (or stopped) MariaDB owned by one test or shared by several.
 pub struct MariaDb {
     pub port: u16,
-    /// Server options after the defaults (later ones win), e.g. `--log-bin`.
-    extra: Vec<String>,
     pub socket: PathBuf,
     /// The temp dir holding datadir, socket, pid file, error log and init file.
     pub dir: PathBuf,
     child: Option<Child>,
     reaper: Option<Child>,
+    opts: Options,
 }
 
 impl MariaDb {
     /// Creates a fresh datadir in a unique temp dir and starts a server on a free port; it
     /// accepts logins when this returns.
     pub fn start() -> MariaDb {
-        MariaDb::launch(&[], false)
+        MariaDb::start_options(Options::default())
     }
 
     /// [`MariaDb::start`] with extra server options, e.g. `--log-bin` and `--server-id=1` for a
     /// replication source.
     pub fn start_with(extra: &[&str]) -> MariaDb {
-        MariaDb::launch(extra, false)
+        MariaDb::start_options(Options { extra: extra.iter().map(|a| a.to_string()).collect(), ..Options::default() })
     }
 
     /// [`MariaDb::start_with`], with the temp dir and everything in it readable and writable by
     /// everyone: Galera's rsync SST, run as root, receives the datadir as `nobody`.
     pub fn start_open(extra: &[&str]) -> MariaDb {
-        MariaDb::launch(extra, true)
+        MariaDb::start_options(Options {
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+            open: true,
+            ..Options::default()
+        })
     }
 
-    fn launch(extra: &[&str], open: bool) -> MariaDb {
+    /// [`MariaDb::start`] with TLS, other listen addresses, more users or extra server options.
+    pub fn start_options(opts: Options) -> MariaDb {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("mysqlchk-mariadb-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -96,7 +146,7 @@ impl MariaDb {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn reaper sh");
-        fs::write(dir.join("init.sql"), INIT_SQL).expect("write init.sql");
+        fs::write(dir.join("init.sql"), format!("{INIT_SQL}{}", opts.init_sql)).expect("write init.sql");
         fs::create_dir_all(dir.join("tmp")).expect("create mariadb tmpdir");
         let out = Command::new("mariadb-install-db")
             .arg("--no-defaults")
@@ -114,13 +164,12 @@ impl MariaDb {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        if open {
+        if opts.open {
             let ok = Command::new("chmod").arg("-R").arg("a+rwX").arg(&dir).status().is_ok_and(|s| s.success());
             assert!(ok, "chmod -R a+rwX {} failed", dir.display());
         }
-        let extra = extra.iter().map(|a| a.to_string()).collect();
         let mut db =
-            MariaDb { port: 0, extra, socket: dir.join("mariadbd.sock"), dir, child: None, reaper: Some(reaper) };
+            MariaDb { port: 0, socket: dir.join("mariadbd.sock"), dir, child: None, reaper: Some(reaper), opts };
         // The port is only free "a moment ago"; another test may grab it before mariadbd binds,
         // in which case mariadbd exits and we pick another.
         for attempt in 1..=PORT_ATTEMPTS {
@@ -284,7 +333,6 @@ impl MariaDb {
             .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .arg(format!("--socket={}", self.socket.display()))
             .arg(format!("--port={}", self.port))
-            .arg("--bind-address=127.0.0.1")
             .arg("--skip-name-resolve")
             .arg(format!("--pid-file={}", d.join("mariadbd.pid").display()))
             .arg(format!("--log-error={}", d.join("err.log").display()))
@@ -299,7 +347,8 @@ impl MariaDb {
                 "--performance-schema=OFF",
                 "--max-connections=500",
             ])
-            .args(&self.extra)
+            // TLS, listen addresses and extra options; later ones win.
+            .args(self.opts.args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -6,6 +6,7 @@ pub mod fake;
 pub mod galera;
 pub mod haproxy;
 pub mod mariadb;
+pub mod pki;
 pub mod replication;
 
 use std::io::{Read, Write};

@@ -10,11 +10,20 @@ pub mod native;
 use super::ProtocolError;
 
 /// How the bytes reach the server. Full auth sends the password in clear only on a transport
-/// that cannot be sniffed (a unix socket), as libmysqlclient does.
+/// that cannot be sniffed (a unix socket, or TCP inside TLS), as libmysqlclient does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
     Tcp,
     Unix,
+    /// TCP inside TLS (after the SSLRequest).
+    Tls,
+}
+
+impl Transport {
+    /// Whether the password may travel in clear.
+    pub fn is_secure(self) -> bool {
+        matches!(self, Transport::Unix | Transport::Tls)
+    }
 }
 
 /// The plugins this client speaks.
@@ -51,7 +60,7 @@ impl Plugin {
 enum State {
     /// Sent the first response; waiting for OK, ERR, a switch, or plugin data.
     /// * caching_sha2: `0x03` stays here (OK follows); `0x04` goes to `AwaitingKey` on TCP, or
-    ///   sends the password in clear on a unix socket and stays here.
+    ///   sends the password in clear on a secure transport and goes to `Sent`.
     /// * sha256_password over TCP: goes to `AwaitingKey` when it asked for the key.
     Started,
     /// Asked for the server's RSA key; the next AuthMoreData holds it as PEM.
@@ -80,7 +89,7 @@ impl Auth {
             Plugin::CachingSha2 => (State::Started, caching_sha2::scramble(password, nonce)),
             Plugin::Ed25519 => (State::Sent, ed25519::sign(password, nonce)),
             Plugin::Sha256 if password.is_empty() => (State::Sent, vec![0]),
-            Plugin::Sha256 if transport == Transport::Unix => (State::Sent, caching_sha2::clear_password(password)),
+            Plugin::Sha256 if transport.is_secure() => (State::Sent, caching_sha2::clear_password(password)),
             Plugin::Sha256 => (State::AwaitingKey, vec![caching_sha2::SHA256_REQUEST_PUBLIC_KEY]),
         };
         (Auth { plugin, nonce: nonce.to_vec(), state }, first)
@@ -102,7 +111,7 @@ impl Auth {
                     self.state = State::Sent;
                     Ok(None)
                 }
-                [caching_sha2::FULL_AUTH] if transport == Transport::Unix => {
+                [caching_sha2::FULL_AUTH] if transport.is_secure() => {
                     self.state = State::Sent;
                     Ok(Some(caching_sha2::clear_password(password)))
                 }
