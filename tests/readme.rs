@@ -302,3 +302,138 @@ fn readme_size_claim_holds_for_the_binary_under_test() {
     let size = fs::metadata(&bin).unwrap().len();
     assert!(size <= budget, "{} is {size} bytes, over {budget}", bin.to_string_lossy());
 }
+
+// --- the xinetd and systemd recipes -------------------------------------------------------------
+
+/// What `/` means to a recipe run here: a private root the shims below treat as the system.
+/// `systemctl` is a shim: `restart xinetd` runs a real xinetd on the recipe's installed service,
+/// `enable --now mysqlchk.socket` runs the installed units under a real
+/// `systemd-socket-activate`, with the paths read as under this root.
+const SHIMS: &str = r#"
+set -euo pipefail
+root_path() { case "$1" in /*) echo "$ROOT$1" ;; *) echo "$1" ;; esac; }
+systemctl() {
+    case "$*" in
+    "restart xinetd")
+        local conf="$ROOT/run/xinetd.conf"
+        mkdir -p "$ROOT/run"
+        # The installed service, its paths under the root and its address the test's.
+        sed -e "s#^\(\s*server\s*=\s*\)/#\1$ROOT/#" -e "s#^\(\s*port\s*=\s*\)9200#\1$PORT#" \
+            -e "s#127\.0\.0\.1:3306#$DB#" \
+            -e 's#^\(\s*\)}#\1\tbind = 127.0.0.1\n}#' "$ROOT/etc/xinetd.d/mysqlchk" >"$conf"
+        xinetd -dontfork -f "$conf" -pidfile "$ROOT/run/xinetd.pid" -filelog "$ROOT/run/xinetd.log" \
+            </dev/null >/dev/null 2>&1 &
+        echo $! >>"$ROOT/run/pids"
+        wait_port ;;
+    "enable --now mysqlchk.socket")
+        local unit="$ROOT/etc/systemd/system" exec args
+        grep -q '^ListenStream=9200$' "$unit/mysqlchk.socket"
+        exec=$(sed -n 's/^ExecStart=//p' "$unit/mysqlchk.service")
+        grep -q '^EnvironmentFile=-/etc/mysqlchk/env$' "$unit/mysqlchk.service"
+        # EnvironmentFile= lines: NAME=value, the value taken whole.
+        while IFS= read -r line; do
+            [[ $line == [A-Z]*=* ]] && export "${line%%=*}=${line#*=}"
+        done <"$ROOT/etc/mysqlchk/env"
+        # ExecStart's $MYSQLCHK_ARGS, split on whitespace as systemd does.
+        read -r -a args <<<"${exec#* }"
+        eval "args=(${args[*]})"
+        systemd-socket-activate -l "127.0.0.1:$PORT" -E MYSQLCHK_PASSWORD \
+            "$(root_path "${exec%% *}")" "${args[@]}" </dev/null >/dev/null 2>&1 &
+        echo $! >>"$ROOT/run/pids"
+        wait_port ;;
+    "daemon-reload") ;;
+    *) echo "systemctl shim: $* is not part of the recipes" >&2; return 1 ;;
+    esac
+}
+wait_port() {
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0; sleep 0.1; done
+    echo "nothing listens on $PORT" >&2; return 1
+}
+# The directories a Debian system has.
+mkdir -p "$ROOT/run" "$ROOT/etc/xinetd.d" "$ROOT/usr/local/bin"
+touch "$ROOT/etc/services"
+"#;
+
+/// Runs `recipe` (a README shell block) in `cwd` under the shims, with its system paths, the
+/// database address and port 9200 substituted; returns its stdout.
+fn run_recipe(recipe: &str, root: &TempDir, cwd: &std::path::Path, db: &MariaDb) -> String {
+    let port = free_port();
+    let script = recipe
+        .replace(" /etc/", &format!(" {}/etc/", root.0.display()))
+        .replace(" /usr/local/bin/", &format!(" {}/usr/local/bin/", root.0.display()))
+        .replace("127.0.0.1:3306", &db.addr())
+        .replace("127.0.0.1:9200", &format!("127.0.0.1:{port}"));
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("{SHIMS}\n{script}"))
+        .current_dir(cwd)
+        .env("ROOT", &root.0)
+        .env("PORT", port.to_string())
+        .env("DB", db.addr())
+        .env_remove("MYSQLCHK_PASSWORD")
+        .output()
+        .expect("run bash");
+    // Whatever the shims started goes with the test.
+    for pid in fs::read_to_string(root.join("run/pids")).unwrap_or_default().lines() {
+        let _ = Command::new("kill").arg(pid).status();
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "recipe failed ({}):\n{script}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A MariaDB whose `haproxy` user has the README's password, `secret`.
+fn recipe_db() -> MariaDb {
+    let db = MariaDb::start();
+    db.sql("ALTER USER 'haproxy'@'%' IDENTIFIED BY 'secret'; ALTER USER 'haproxy'@'localhost' IDENTIFIED BY 'secret'");
+    db
+}
+
+/// An unpacked tarball: the binary under test and the files `scripts/release.sh` puts beside it
+/// (its `payload` list, read from the script).
+fn unpacked(dir: &TempDir) -> std::path::PathBuf {
+    let stage = dir.join("mysqlchk-tarball");
+    fs::create_dir_all(&stage).unwrap();
+    fs::copy(common::bin(), stage.join("mysqlchk")).unwrap();
+    let release = include_str!("../scripts/release.sh");
+    let list = release.split("payload=(").nth(1).and_then(|r| r.split(')').next()).expect("release.sh payload");
+    for f in list.split_whitespace() {
+        let name = f.rsplit('/').next().unwrap();
+        fs::copy(format!("{}/{f}", env!("CARGO_MANIFEST_DIR")), stage.join(name)).unwrap();
+    }
+    stage
+}
+
+#[test]
+fn readme_xinetd_recipe_serves_checks_when_pasted() {
+    if common::emulated() {
+        eprintln!("skipped under an emulator: xinetd would run the binary without it");
+        return;
+    }
+    let db = recipe_db();
+    let root = TempDir::new("readme-xinetd");
+    let out = run_recipe(&block("xinetd", "sh"), &root, &unpacked(&root), &db);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.contains("MySQL is running."), "{out}");
+}
+
+#[test]
+fn readme_systemd_recipe_serves_checks_when_pasted() {
+    if common::emulated() {
+        eprintln!("skipped under an emulator: systemd-socket-activate would run the binary without it");
+        return;
+    }
+    let db = recipe_db();
+    let root = TempDir::new("readme-systemd");
+    let stage = unpacked(&root);
+    // "from a tarball, ./install.sh does the same": into the private root.
+    let install =
+        Command::new("bash").arg("./install.sh").arg("--prefix").arg(&root.0).current_dir(&stage).output().unwrap();
+    assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
+    let out = run_recipe(&block("systemd", "sh"), &root, &stage, &db);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.contains("MySQL is running."), "{out}");
+}
