@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that shows mysqlchk's job on a fresh machine: build the release binary, start
 # a throwaway MariaDB with a `haproxy` user, run mysqlchk against it on a free port, and show
-# `curl -i` of the up state and of the force-fail (drain) state. Everything is cleaned up.
+# `curl -i` of the up state, the drain state (drain file: still 200, the agent says drain) and
+# the force-fail state (503). Everything is cleaned up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH:/usr/sbin:/sbin"
@@ -37,7 +38,7 @@ echo "== starting mysqlchk on 127.0.0.1:$chkport"
 printf 'hapass\n' >"$work/password"
 chmod 600 "$work/password"
 "$bin" --listen "127.0.0.1:$chkport" --mysql "127.0.0.1:$dbport" --user haproxy \
-    --password-file "$work/password" --force-fail-file "$work/proxyoff" &
+    --password-file "$work/password" --force-fail-file "$work/proxyoff" --drain-file "$work/proxydrain" &
 pids+=($!)
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$chkport/" && break; sleep 0.05; done
 
@@ -45,7 +46,12 @@ echo
 echo "== curl -i http://127.0.0.1:$chkport/   (up)"
 curl -si "http://127.0.0.1:$chkport/"
 echo
-echo "== touch $work/proxyoff; curl -i ...   (drained by the operator)"
+echo "== touch $work/proxydrain; curl -i ...   (draining: still 200, HAProxy's agent check says drain)"
+touch "$work/proxydrain"
+curl -si "http://127.0.0.1:$chkport/"
+rm "$work/proxydrain"
+echo
+echo "== touch $work/proxyoff; curl -i ...   (failed on purpose by the operator: 503)"
 touch "$work/proxyoff"
 curl -si "http://127.0.0.1:$chkport/"
 echo

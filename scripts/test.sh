@@ -165,3 +165,14 @@ else
     command -v sudo >/dev/null || die "the package tests install a .deb: run as root (or with sudo)"
     sudo env PATH="$PATH" MYSQLCHK_DIST="$PWD/dist" cargo test --test packages -- --ignored
 fi
+
+# --- the README's first command ---------------------------------------------------------------
+# scripts/quickstart.sh, as a new user runs it: it must show the three states it promises.
+echo "test.sh: scripts/quickstart.sh" >&2
+quickstart=$(scripts/quickstart.sh 2>&1) || die "scripts/quickstart.sh failed:
+$quickstart"
+for shown in "HTTP/1.1 200 OK" "draining (drain file present)" "HTTP/1.1 503 Service Unavailable" "force-fail file present"; do
+    grep -qF "$shown" <<<"$quickstart" || die "scripts/quickstart.sh did not show \"$shown\":
+$quickstart"
+done
+echo "quickstart: 4 passed, 0 failed"
