@@ -40,6 +40,10 @@ pub struct Request {
     pub path: String,
     /// The query string after `?`, if any, e.g. `max_lag=10`.
     pub query: Option<String>,
+    /// The bytes the head took, up to and including its blank line.
+    pub head_len: usize,
+    /// The head announces a body (`Content-Length` above 0, or `Transfer-Encoding`).
+    pub has_body: bool,
 }
 
 impl Request {
@@ -57,13 +61,17 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request>, Error> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head = &buf[..buf.len().min(MAX_HEAD)];
-    match req.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
+    let head_len = match req.parse(head) {
+        Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(Error::HeadTooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(Error::TooManyHeaders),
         Err(e) => return Err(Error::Invalid(invalid_reason(e))),
-    }
+    };
+    let has_body = req.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("transfer-encoding")
+            || (h.name.eq_ignore_ascii_case("content-length") && h.value.iter().any(|&b| (b'1'..=b'9').contains(&b)))
+    });
     // httparse fills both on Complete.
     let (Some(method), Some(target)) = (req.method, req.path) else {
         return Err(Error::Invalid("missing method or target"));
@@ -75,7 +83,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request>, Error> {
         Some((p, q)) => (p, Some(q.to_string())),
         None => (target, None),
     };
-    Ok(Some(Request { method: method.to_string(), path: path.to_string(), query }))
+    Ok(Some(Request { method: method.to_string(), path: path.to_string(), query, head_len, has_body }))
 }
 
 fn invalid_reason(e: httparse::Error) -> &'static str {
@@ -166,6 +174,19 @@ mod tests {
     fn asterisk_form_means_the_default_check() {
         let r = parse_request(b"OPTIONS * HTTP/1.1\r\nHost: www\r\n\r\n").unwrap().unwrap();
         assert_eq!((r.method.as_str(), r.path.as_str(), r.query), ("OPTIONS", "/", None));
+    }
+
+    #[test]
+    fn the_head_length_and_a_body_are_known() {
+        // What the server needs to know whether bytes may still come after the head.
+        let r = parse_request(b"GET / HTTP/1.0\r\n\r\nextra").unwrap().unwrap();
+        assert_eq!((r.head_len, r.has_body), (18, false));
+        let r = parse_request(b"POST / HTTP/1.1\r\ncontent-length: 10\r\n\r\n").unwrap().unwrap();
+        assert_eq!((r.head_len, r.has_body), (39, true));
+        let r = parse_request(b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").unwrap().unwrap();
+        assert!(!r.has_body);
+        let r = parse_request(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap().unwrap();
+        assert!(r.has_body);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! * [`profile`]: what each check path asks the server and how the answers are judged.
 //! * [`check`]: drives a MySQL session over a socket within a deadline; single-flight checker.
 //! * [`link`]: the socket a check talks through, or TLS over it.
+//! * [`net`]: sockets that cost as few system calls as a check allows.
 //! * [`server`]: the HTTP daemon.
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod http;
 pub mod link;
 pub mod metrics;
 pub mod mysql;
+pub mod net;
 pub mod profile;
 pub mod server;
 #[cfg(feature = "tls")]

@@ -4,21 +4,21 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use async_io::Timer;
-use async_net::{TcpListener, TcpStream};
+use async_io::{Async, Timer};
 use async_signal::{Signal, Signals};
-use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt};
+use futures_lite::{FutureExt, StreamExt};
 use smol::channel::{Receiver, Sender};
 use smol::LocalExecutor;
 
 use crate::check::{Checker, Verdict};
 use crate::config::{read_password_file, Config};
 use crate::http::{self, Status};
+use crate::net::{self, Client};
 use crate::profile::{PathError, Profile, PATHS};
 
 /// Connections served at once. Past it, the oldest connection still waiting for its request is
@@ -169,16 +169,27 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, server: Rc<Server>) -> io::Resu
     log_start(&server, &listeners, inherited);
     let loops: Vec<_> =
         listeners.into_iter().map(|(l, p)| ex.spawn(accept_loop(ex.clone(), l, p, server.clone()))).collect();
-    loop {
-        match signals.next().await {
-            Some(Ok(Signal::Hup)) => {
-                server.reload_password();
-                server.checker.reload_tls();
+    // Signals are a task of their own: this future is polled whenever any task wakes, and
+    // polling the signal stream costs a read of its pipe each time.
+    let (stop, stopped) = smol::channel::bounded::<()>(1);
+    let signal_loop = ex.spawn({
+        let server = server.clone();
+        async move {
+            loop {
+                match signals.next().await {
+                    Some(Ok(Signal::Hup)) => {
+                        server.reload_password();
+                        server.checker.reload_tls();
+                    }
+                    Some(Ok(_)) | None => break,
+                    Some(Err(e)) => log::warn!("signal handling: {e}"),
+                }
             }
-            Some(Ok(_)) | None => break,
-            Some(Err(e)) => log::warn!("signal handling: {e}"),
+            drop(stop);
         }
-    }
+    });
+    let _ = stopped.recv().await;
+    drop(signal_loop);
     // Dropping the accept loops closes the listeners: no new connections from here on.
     drop(loops);
     let c = &server.config.check;
@@ -192,29 +203,29 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, server: Rc<Server>) -> io::Resu
     Ok(())
 }
 
-async fn bind(addr: &SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+async fn bind(addr: &SocketAddr) -> io::Result<Async<TcpListener>> {
+    Async::<TcpListener>::bind(*addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
 /// Listening sockets passed by systemd socket activation (`LISTEN_FDS`, `LISTEN_PID`, as in
 /// sd_listen_fds(3)); they all serve HTTP and replace `--listen`.
-fn inherited_listeners() -> io::Result<Vec<(TcpListener, Protocol)>> {
+fn inherited_listeners() -> io::Result<Vec<(Async<TcpListener>, Protocol)>> {
     let mut fds = listenfd::ListenFd::from_env();
     let mut out = Vec::new();
     for i in 0..fds.len() {
         if let Some(l) = fds.take_tcp_listener(i)? {
-            out.push((TcpListener::try_from(l)?, Protocol::Http));
+            out.push((Async::new(l)?, Protocol::Http));
         }
     }
     Ok(out)
 }
 
-fn log_start(server: &Server, listeners: &[(TcpListener, Protocol)], inherited: bool) {
+fn log_start(server: &Server, listeners: &[(Async<TcpListener>, Protocol)], inherited: bool) {
     let show = |p: Protocol| -> String {
         let addrs: Vec<String> = listeners
             .iter()
             .filter(|(_, lp)| *lp == p)
-            .filter_map(|(l, _)| l.local_addr().ok())
+            .filter_map(|(l, _)| l.get_ref().local_addr().ok())
             .map(|a| a.to_string())
             .collect();
         addrs.join(", ")
@@ -234,11 +245,19 @@ fn log_start(server: &Server, listeners: &[(TcpListener, Protocol)], inherited: 
     );
 }
 
-async fn accept_loop(ex: Rc<LocalExecutor<'static>>, listener: TcpListener, proto: Protocol, server: Rc<Server>) {
+async fn accept_loop(
+    ex: Rc<LocalExecutor<'static>>,
+    listener: Async<TcpListener>,
+    proto: Protocol,
+    server: Rc<Server>,
+) {
     let mut failing = false;
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(conn) => conn,
+        // Wait first, then take one connection: HAProxy's checks come one at a time, so the
+        // next one is never queued yet, and an accept bound to fail is a wasted system call.
+        let (stream, peer) = match listener.readable().await.and_then(|()| net::accept(listener.get_ref())) {
+            Ok(Some(conn)) => conn,
+            Ok(None) => continue,
             Err(e) => {
                 // Out of file descriptors, typically: say so once per episode, then back off.
                 if !failing {
@@ -274,14 +293,15 @@ async fn accept_loop(ex: Rc<LocalExecutor<'static>>, listener: TcpListener, prot
 }
 
 /// Serves one HTTP connection: read the head, check, answer, close gently.
-async fn serve_http(mut stream: TcpStream, peer: &str, server: &Server, admission: Option<&Admission>) {
+async fn serve_http(stream: TcpStream, peer: &str, server: &Server, admission: Option<&Admission>) {
     let accepted = Instant::now();
-    let head = match admission {
+    let mut stream = Client::new(stream);
+    let (head, received) = match admission {
         Some(a) => {
             read_head(&mut stream, accepted, true)
                 .or(async {
                     a.evicted().await;
-                    Head::Evicted
+                    (Head::Evicted, 0)
                 })
                 .await
         }
@@ -290,13 +310,18 @@ async fn serve_http(mut stream: TcpStream, peer: &str, server: &Server, admissio
     if let Some(a) = admission {
         a.settled();
     }
+    // Only a complete head without a body, with nothing after it, is sure to be all the client
+    // sends: close right after the response. Anything else may still be sending (a body, a
+    // pipelined request, a silent client's late request), and closing with unread bytes would
+    // reset the connection and could destroy the response in flight: drain it first.
+    let linger = !matches!(&head, Head::Request(r) if r.head_len == received && !r.has_body);
     let (status, content_type, body, head_only) = match head {
         Head::Silent => {
             let (status, body) = check_response(server, &Profile::Default).await;
             // A request whose first segment came late, while the default check ran, is
             // answered for what it asks.
-            if pending(&stream).await {
-                answer_head(read_head(&mut stream, accepted, false).await, peer, server).await
+            if stream.has_pending() {
+                answer_head(read_head(&mut stream, accepted, false).await.0, peer, server).await
             } else {
                 (status, TEXT, body, false)
             }
@@ -309,7 +334,7 @@ async fn serve_http(mut stream: TcpStream, peer: &str, server: &Server, admissio
         head => answer_head(head, peer, server).await,
     };
     server.checker.metrics.http(status.code());
-    respond(stream, peer, &http::render(status, content_type, &body, head_only)).await;
+    respond(stream, peer, &http::render(status, content_type, &body, head_only), linger).await;
 }
 
 /// The status, content type, body and HEAD flag for a request head.
@@ -341,13 +366,6 @@ async fn answer_head(head: Head, peer: &str, server: &Server) -> (Status, &'stat
             (Status::RequestTimeout, TEXT, "Request timeout.\r\n".to_string(), false)
         }
     }
-}
-
-/// Whether the client has sent bytes that are waiting to be read (or closed), without reading
-/// them: one non-blocking peek.
-async fn pending(stream: &TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    matches!(futures_lite::future::poll_once(stream.peek(&mut byte)).await, Some(Ok(1..)))
 }
 
 /// `--inetd`: one HTTP exchange, then return. The connection is the socket systemd passes
@@ -385,7 +403,8 @@ pub async fn serve_inetd(server: &Server) -> io::Result<()> {
         }
         None => "inetd client".to_string(),
     };
-    serve_http(TcpStream::try_from(socket)?, &label, server, None).await;
+    socket.set_nonblocking(true)?;
+    serve_http(socket, &label, server, None).await;
     Ok(())
 }
 
@@ -473,42 +492,48 @@ enum AgentLine {
 
 /// Reads the optional `agent-send` line; `silent_ok` lets a client that sends nothing be
 /// [`AgentLine::Silent`].
-async fn read_agent_line(stream: &mut TcpStream, accepted: Instant, silent_ok: bool) -> AgentLine {
-    let first = read_first(stream, accepted, silent_ok, 64, |buf, eof| match buf.iter().position(|&b| b == b'\n') {
-        Some(end) => Some(AgentLine::Line(buf[..end].to_vec())),
-        None if eof && buf.is_empty() => Some(AgentLine::Gone),
-        None if eof => Some(AgentLine::Line(buf.to_vec())),
-        None if buf.len() > AGENT_LINE_MAX => Some(AgentLine::Incomplete),
-        None => None,
-    })
-    .await;
-    match first {
+async fn read_agent_line(stream: &mut Client, accepted: Instant, silent_ok: bool) -> (AgentLine, usize) {
+    let (first, received) =
+        read_first(stream, accepted, silent_ok, 64, |buf, eof| match buf.iter().position(|&b| b == b'\n') {
+            Some(end) => Some(AgentLine::Line(buf[..end].to_vec())),
+            None if eof && buf.is_empty() => Some(AgentLine::Gone),
+            None if eof => Some(AgentLine::Line(buf.to_vec())),
+            None if buf.len() > AGENT_LINE_MAX => Some(AgentLine::Incomplete),
+            None => None,
+        })
+        .await;
+    let line = match first {
         First::Done(line) => line,
         First::Silent => AgentLine::Silent,
         First::TimedOut => AgentLine::Incomplete,
-    }
+    };
+    (line, received)
 }
 
 /// Serves one agent-check connection: read the optional `agent-send` line, answer one line.
-async fn serve_agent(mut stream: TcpStream, peer: &str, server: &Server, admission: &Admission) {
+async fn serve_agent(stream: TcpStream, peer: &str, server: &Server, admission: &Admission) {
     let accepted = Instant::now();
+    let mut stream = Client::new(stream);
     let evicted = async {
         admission.evicted().await;
         None
     };
-    let Some(line) = async { Some(read_agent_line(&mut stream, accepted, true).await) }.or(evicted).await else {
+    let Some((line, received)) = async { Some(read_agent_line(&mut stream, accepted, true).await) }.or(evicted).await
+    else {
         log::debug!("{peer}: evicted while waiting for its agent line");
         return;
     };
     admission.settled();
+    // As for HTTP: only a whole line with nothing after it is sure to be all the client sends.
+    let linger = !matches!(&line, AgentLine::Line(l) if l.len() + 1 == received);
     let reply = match line {
         AgentLine::Line(line) => agent_reply(server, &line).await,
         AgentLine::Silent => {
             let reply = agent_verdict(server, &server.config.agent_profile).await;
             // An `agent-send` line that came late, while that check ran, is answered for what
             // it asks.
-            if pending(&stream).await {
-                match read_agent_line(&mut stream, accepted, false).await {
+            if stream.has_pending() {
+                match read_agent_line(&mut stream, accepted, false).await.0 {
                     AgentLine::Line(line) => agent_reply(server, &line).await,
                     _ => INCOMPLETE_AGENT_LINE.to_string(),
                 }
@@ -520,7 +545,7 @@ async fn serve_agent(mut stream: TcpStream, peer: &str, server: &Server, admissi
         AgentLine::Gone => return,
     };
     log::trace!("{peer}: agent -> {}", reply.trim_end());
-    respond(stream, peer, reply.as_bytes()).await;
+    respond(stream, peer, reply.as_bytes(), linger).await;
 }
 
 /// The answer to a partial `agent-send` line: never another profile's verdict.
@@ -561,13 +586,16 @@ fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
-/// Writes `response`, half-closes, and drains what the client still sends until it closes, so
-/// our close is never a reset that could destroy the response in flight.
-async fn respond(mut stream: TcpStream, peer: &str, response: &[u8]) {
+/// Writes `response`; with `linger`, then half-closes and drains what the client still sends
+/// until it closes, so that our close is never a reset that could destroy the response in
+/// flight. Without it the close follows at once: the client has nothing more to send.
+async fn respond(mut stream: Client, peer: &str, response: &[u8], linger: bool) {
     let finish = async {
         stream.write_all(response).await?;
-        stream.flush().await?;
-        stream.shutdown(Shutdown::Write)?;
+        if !linger {
+            return Ok(());
+        }
+        stream.shutdown_write()?;
         let mut sink = [0u8; 1024];
         let mut drained = 0;
         while drained < LINGER_BYTES {
@@ -600,19 +628,20 @@ enum Head {
 }
 
 /// Reads one request head; `silent_ok` lets a client that sends nothing be [`Head::Silent`].
-async fn read_head(stream: &mut TcpStream, accepted: Instant, silent_ok: bool) -> Head {
-    let first = read_first(stream, accepted, silent_ok, 1024, |buf, eof| match http::parse_request(buf) {
+async fn read_head(stream: &mut Client, accepted: Instant, silent_ok: bool) -> (Head, usize) {
+    let (first, received) = read_first(stream, accepted, silent_ok, 1024, |buf, eof| match http::parse_request(buf) {
         _ if eof => Some(Head::Gone),
         Ok(Some(req)) => Some(Head::Request(req)),
         Ok(None) => None,
         Err(e) => Some(Head::Bad(e)),
     })
     .await;
-    match first {
+    let head = match first {
         First::Done(head) => head,
         First::Silent => Head::Silent,
         First::TimedOut => Head::TimedOut,
-    }
+    };
+    (head, received)
 }
 
 /// How reading a connection's first message ended.
@@ -625,16 +654,17 @@ enum First<T> {
     TimedOut,
 }
 
-/// Reads until `done(bytes so far, at end of input)` returns a message. A client that sent
+/// Reads until `done(bytes so far, at end of input)` returns a message; also returns how many
+/// bytes were read. A client that sent
 /// nothing by [`SILENT_WAIT`] is [`First::Silent`] when `silent_ok`; once any byte has arrived we
 /// wait for the rest until [`HEAD_DEADLINE`] after `accepted`, never the default in its place.
 async fn read_first<T>(
-    stream: &mut TcpStream,
+    stream: &mut Client,
     accepted: Instant,
     silent_ok: bool,
     chunk_len: usize,
     mut done: impl FnMut(&[u8], bool) -> Option<T>,
-) -> First<T> {
+) -> (First<T>, usize) {
     let received = Cell::new(0usize);
     let reading = async {
         let mut buf = Vec::with_capacity(chunk_len.min(512));
@@ -669,5 +699,6 @@ async fn read_first<T>(
         Timer::at(accepted + HEAD_DEADLINE).await;
         First::TimedOut
     };
-    reading.or(deadline).await
+    let first = reading.or(deadline).await;
+    (first, received.get())
 }

@@ -1,0 +1,223 @@
+//! Sockets shaped by what a check costs in system calls.
+//!
+//! async-io re-arms a one-shot epoll registration for every wait (`epoll_ctl`), and each time
+//! the reactor blocks it also re-arms its timer and wake-up descriptors (`timerfd_settime`, two
+//! more `epoll_ctl`, a `read`). So the cheapest wait is the one that is not needed, and the next
+//! cheapest is one that comes straight after an answer was asked for, instead of a read that is
+//! bound to fail with `EAGAIN` first:
+//!
+//! * [`Conn`] waits for readability before reading whenever it has just written (or just
+//!   connected): a MySQL server never answers before it is asked.
+//! * [`connect_tcp`] does not wait for the connection to complete: the server's greeting is the
+//!   first thing read, and readability says both that the handshake completed and that the
+//!   greeting is there (a refused connection is readable too, and its read fails).
+//! * [`accept`] takes a connection already non-blocking (`accept4`), with no registration at
+//!   all: the server registers it only if it ever has to wait for it.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use async_io::Async;
+use futures_lite::{AsyncRead, AsyncWrite};
+use rustix::net::{self as rn, SocketFlags};
+
+/// A connection to the database: reads wait for readability first after every write.
+pub struct Conn<T> {
+    io: Async<T>,
+    /// Something was asked (or the connection was just opened, or the last read emptied the
+    /// socket): the answer cannot be there yet, so wait for it before reading.
+    asked: bool,
+}
+
+impl<T: std::os::fd::AsFd> Conn<T> {
+    /// Wraps a connected (or connecting) non-blocking socket; the first read waits.
+    fn new(io: T) -> io::Result<Conn<T>> {
+        Ok(Conn { io: Async::new_nonblocking(io)?, asked: true })
+    }
+
+    /// The socket.
+    pub fn get_ref(&self) -> &T {
+        self.io.get_ref()
+    }
+
+    /// Resolves when the socket is writable (a connection in progress has completed or failed).
+    pub async fn writable(&self) -> io::Result<()> {
+        self.io.writable().await
+    }
+}
+
+impl<T> AsyncRead for Conn<T>
+where
+    for<'a> &'a T: Read,
+{
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if self.asked {
+            ready!(self.io.poll_readable(cx))?;
+            self.asked = false;
+        }
+        let n = ready!(Pin::new(&mut &self.io).poll_read(cx, buf))?;
+        // A read that did not fill the buffer emptied the socket: the rest of the answer (the
+        // next result of a multi-statement query, say) is still being written, so wait for it.
+        if n < buf.len() {
+            self.asked = true;
+        }
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl<T> AsyncWrite for Conn<T>
+where
+    for<'a> &'a T: Write,
+{
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let written = ready!(Pin::new(&mut &self.io).poll_write(cx, buf))?;
+        if written > 0 {
+            self.asked = true;
+        }
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &self.io).poll_flush(cx)
+    }
+
+    /// Nothing to do: dropping the connection closes it. The server has read our last packet
+    /// (COM_QUIT) or never will, so a half-close first would only cost a system call.
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Starts a TCP connection to `addr` and returns at once (`socket` and `connect` with
+/// `SOCK_NONBLOCK`): the first read waits for it to complete. Errors of the connection itself
+/// (refused, unreachable) come from that read.
+pub fn connect_tcp(addr: SocketAddr) -> io::Result<Conn<TcpStream>> {
+    let family = if addr.is_ipv4() { rn::AddressFamily::INET } else { rn::AddressFamily::INET6 };
+    let socket = rn::socket_with(
+        family,
+        rn::SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        Some(rn::ipproto::TCP),
+    )?;
+    match rn::connect(&socket, &addr) {
+        Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Conn::new(TcpStream::from(socket))
+}
+
+/// Connects to a unix socket; such a connect completes (or fails) at once. A server whose
+/// listen backlog is full refuses it (`EAGAIN`) rather than making us wait.
+pub fn connect_unix(path: &Path) -> io::Result<Conn<UnixStream>> {
+    let socket = rn::socket_with(
+        rn::AddressFamily::UNIX,
+        rn::SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    let addr = rn::SocketAddrUnix::new(path)?;
+    match rn::connect(&socket, &addr) {
+        Ok(()) => Conn::new(UnixStream::from(socket)),
+        Err(rustix::io::Errno::AGAIN) => {
+            Err(io::Error::new(io::ErrorKind::WouldBlock, "the server's listen backlog is full"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Accepts one connection if one is waiting, already non-blocking and close-on-exec; `Ok(None)`
+/// when none is (`EAGAIN`).
+pub fn accept(listener: &TcpListener) -> io::Result<Option<(TcpStream, SocketAddr)>> {
+    match rn::acceptfrom_with(listener, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK) {
+        Ok((socket, Some(peer))) => match SocketAddr::try_from(peer) {
+            Ok(peer) => Ok(Some((TcpStream::from(socket), peer))),
+            Err(_) => Err(io::Error::new(io::ErrorKind::InvalidData, "accepted a peer with a non-IP address")),
+        },
+        Ok((_, None)) => Err(io::Error::new(io::ErrorKind::InvalidData, "accepted a peer without an address")),
+        Err(rustix::io::Errno::AGAIN) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A client's connection: the bare non-blocking socket until the first time we have to wait for
+/// it, and only then registered with the reactor. A client that sent its whole request with the
+/// connection (HAProxy does) is answered and closed without ever being registered, which saves
+/// the registration, its re-arming and its removal (three `epoll_ctl`).
+pub enum Client {
+    Bare(TcpStream),
+    Registered(Async<TcpStream>),
+    /// Registering failed; the socket is closed.
+    Closed,
+}
+
+impl Client {
+    /// A non-blocking socket (as [`accept`] returns them).
+    pub fn new(stream: TcpStream) -> Client {
+        Client::Bare(stream)
+    }
+
+    fn socket(&self) -> io::Result<&TcpStream> {
+        match self {
+            Client::Bare(s) => Ok(s),
+            Client::Registered(a) => Ok(a.get_ref()),
+            Client::Closed => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Whether the client has sent bytes that wait to be read, without reading them or waiting.
+    pub fn has_pending(&self) -> bool {
+        self.socket().and_then(|s| s.peek(&mut [0u8; 1])).is_ok_and(|n| n > 0)
+    }
+
+    /// Half-closes: the client reads the end of our response.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        self.socket()?.shutdown(std::net::Shutdown::Write)
+    }
+
+    /// The socket registered with the reactor, registering it now if it is not yet.
+    fn registered(&mut self) -> io::Result<&Async<TcpStream>> {
+        if let Client::Bare(_) = self {
+            if let Client::Bare(s) = std::mem::replace(self, Client::Closed) {
+                *self = Client::Registered(Async::new_nonblocking(s)?);
+            }
+        }
+        match self {
+            Client::Registered(a) => Ok(a),
+            _ => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Reads what has arrived, waiting only if nothing has.
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Client::Bare(s) = self {
+            match (&*s).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return done,
+            }
+        }
+        futures_lite::AsyncReadExt::read(&mut self.registered()?, buf).await
+    }
+
+    /// Writes all of `bytes`, waiting only if the send buffer is full.
+    pub async fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        if let Client::Bare(s) = self {
+            while !bytes.is_empty() {
+                match (&*s).write(bytes) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => bytes = &bytes[n..],
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if bytes.is_empty() {
+                return Ok(());
+            }
+        }
+        futures_lite::AsyncWriteExt::write_all(&mut self.registered()?, bytes).await
+    }
+}
