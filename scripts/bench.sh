@@ -9,7 +9,8 @@
 #             (scripts/bench/connectorchk.*): once with xinetd's default `cps = 50 10`, counting
 #             refused checks, once with cps lifted to measure its latency.
 #   mysqlchk  the release build: the static x86_64 musl one (cross/) when cross/ has it, else
-#             `cargo build --release`; with default flags, and again with `--cache-ms 1000`.
+#             `cargo build --release`; with default flags, again with `--cache-ms 1000`, and
+#             with `--keep-session 30` (latency only: one kept session, no login per check).
 #   ceiling   examples/ceiling.rs: the same smol server answering 200 without any check.
 #   TLS rows  the same MariaDB also serves TLS (a self-signed certificate made with openssl):
 #             floor (TLS) is the floor with TLS enforced (MYSQL_OPT_SSL_ENFORCE), mysqlchk-tls the
@@ -259,6 +260,8 @@ start mysqlchk "$port" "$bin" $(chk_flags "$port")
 port=$("$tool" port)
 start mysqlchk_cache "$port" "$bin" $(chk_flags "$port") --cache-ms 1000
 port=$("$tool" port)
+start mysqlchk_keep "$port" "$bin" $(chk_flags "$port") --keep-session 30
+port=$("$tool" port)
 start ceiling "$port" "$ceiling_bin" "127.0.0.1:$port"
 port=$("$tool" port)
 start mysqlchk_tls "$port" "$tls_bin" $(chk_flags "$port") --ssl-mode REQUIRED
@@ -266,7 +269,7 @@ start mysqlchk_tls "$port" "$tls_bin" $(chk_flags "$port") --ssl-mode REQUIRED
 "$work/floor" 127.0.0.1 "$dbport" haproxy hapass 300 >/dev/null
 # The machine is shared: interleaving spreads its slow spells over every contender alike.
 blocks=4
-http_rows=(floor mysqlchk mysqlchk_cache ceiling floor_tls mysqlchk_tls)
+http_rows=(floor mysqlchk mysqlchk_cache mysqlchk_keep ceiling floor_tls mysqlchk_tls)
 say "latency: $n checks each of ${http_rows[*]}, in $blocks interleaved blocks"
 for _ in $(seq "$blocks"); do
     for r in "${http_rows[@]}"; do block "$r" $((n / blocks)); done
@@ -322,15 +325,17 @@ R[seed.size_kb]=$(kib scripts/bench/connectorchk.sh "$mysql_cli" "$(command -v x
 R[seed_cps50.size_kb]=${R[seed.size_kb]}
 R[mysqlchk.size_kb]=$(kib "$bin")
 R[mysqlchk_cache.size_kb]=${R[mysqlchk.size_kb]}
+R[mysqlchk_keep.size_kb]=${R[mysqlchk.size_kb]}
 R[ceiling.size_kb]=$(kib "$ceiling_bin")
 R[floor_tls.size_kb]=${R[floor.size_kb]}
 R[mysqlchk_tls.size_kb]=$(kib "$tls_bin")
 linkage() { if readelf -lW "$1" | grep -q INTERP; then echo dynamic; else echo static; fi; }
 
 # --- report ---------------------------------------------------------------------------------
-rows=(floor seed_cps50 seed mysqlchk mysqlchk_cache ceiling floor_tls mysqlchk_tls)
+rows=(floor seed_cps50 seed mysqlchk mysqlchk_cache mysqlchk_keep ceiling floor_tls mysqlchk_tls)
 declare -A label=([floor]="floor (Connector/C loop)" [seed_cps50]="seed, xinetd cps 50 10"
     [seed]="seed, xinetd cps lifted" [mysqlchk]="mysqlchk" [mysqlchk_cache]="mysqlchk --cache-ms 1000"
+    [mysqlchk_keep]="mysqlchk --keep-session 30"
     [ceiling]="ceiling (no check)" [floor_tls]="floor (TLS)" [mysqlchk_tls]="mysqlchk-tls REQUIRED")
 v() { echo "${R[$1.$2]:--}"; }
 {
@@ -378,6 +383,7 @@ ratio_floor=$(calc "${R[mysqlchk.median_ms]} / ${R[floor.median_ms]}" 2)
 ratio_seed=$(calc "${R[seed.median_ms]} / ${R[mysqlchk.median_ms]}" 1)
 ratio_ceiling=$(calc "${R[mysqlchk.wrk_rate]} / ${R[ceiling.wrk_rate]}" 2)
 ratio_ceiling_cache=$(calc "${R[mysqlchk_cache.wrk_rate]} / ${R[ceiling.wrk_rate]}" 2)
+ratio_keep=$(calc "${R[mysqlchk_keep.median_ms]} / ${R[mysqlchk.median_ms]}" 2)
 ratio_tls=$(calc "${R[mysqlchk_tls.median_ms]} / ${R[floor_tls.median_ms]}" 2)
 ratio_tls_cpu=$(calc "${R[mysqlchk_tls.cpu_ms]} / ${R[floor_tls.cpu_ms]}" 2)
 verdict() { awk "BEGIN { exit !($1) }" && echo PASS || echo MISS; }
@@ -389,6 +395,7 @@ targets=(
     "RSS peak under wrk <= 4 MiB|${R[mysqlchk.rss_peak_kb]} KiB|${R[mysqlchk.rss_peak_kb]} <= 4096"
     "wrk rate >= 0.5x ceiling (single-flight)|mysqlchk/ceiling = ${ratio_ceiling}x|$ratio_ceiling >= 0.5"
     "wrk rate >= 0.5x ceiling (--cache-ms 1000)|mysqlchk/ceiling = ${ratio_ceiling_cache}x|$ratio_ceiling_cache >= 0.5"
+    "--keep-session median <= 0.5x fresh login|mysqlchk --keep-session 30/mysqlchk = ${ratio_keep}x|$ratio_keep <= 0.5"
     "<= 1 login per in-flight window|${R[mysqlchk.in_flight]} logins in flight on average|${R[mysqlchk.in_flight]} <= 1"
     "TLS median latency <= 1.3x TLS floor|mysqlchk-tls/floor (TLS) = ${ratio_tls}x|$ratio_tls <= 1.3"
     "TLS CPU per check <= 1.3x TLS floor's|mysqlchk-tls/floor (TLS) = ${ratio_tls_cpu}x|$ratio_tls_cpu <= 1.3"

@@ -6,23 +6,23 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use async_io::Async;
 use async_io::Timer;
-use async_net::unix::UnixStream;
-use async_net::TcpStream;
-use futures_lite::{AsyncRead, AsyncWrite, FutureExt};
+use futures_lite::FutureExt;
 use smol::channel::{Receiver, Sender};
 
 use crate::config::{CheckConfig, Password, Target};
 use crate::link::{load_tls, Link, TlsClient, TlsError};
 use crate::metrics::Metrics;
 use crate::mysql::{self, printable, Action, Options, ResultSet, ServerError, Session};
-use crate::profile::{self, Flavor, Kind, Profile, Step, ER_PARSE_ERROR, ER_UNKNOWN_COM_ERROR, PROBE};
+use crate::net::{self, Conn};
+use crate::profile::{self, Flavor, Kind, Profile, ER_PARSE_ERROR, ER_UNKNOWN_COM_ERROR, PROBE};
 
 /// Where a check was when it failed or ran out of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,59 +125,103 @@ pub const MAX_VALUE_LEN: usize = 256;
 /// next address is tried alongside it (RFC 8305's Connection Attempt Delay).
 const NEXT_ADDRESS_AFTER: Duration = Duration::from_millis(250);
 
+/// The size of the buffer a round trip reads the server's bytes into.
+pub const READ_BUF: usize = 4096;
+
 /// Logs in and runs `--query` and `kind`'s plan, then QUIT, all within `cfg.timeout`.
 /// With `tls`, over TLS after the SSLRequest (the handshake is inside the same deadline).
+/// With `keep` (`--keep-session`), the queries run on the kept session while it is young enough
+/// and the session is kept rather than QUIT; `metrics` counts the logins. The server's bytes
+/// are read into `buf` ([`READ_BUF`] bytes serve well).
 pub async fn gather(
     cfg: &CheckConfig,
     password: &Password,
     tls: Option<&TlsClient>,
     kind: Kind,
+    keep: Option<Keep<'_>>,
+    metrics: &Metrics,
+    buf: &mut [u8],
 ) -> Result<Gathered, Failure> {
     let phase = Cell::new(Phase::Connect);
+    // The socket of a fresh login, kept out here so that a timeout before any byte came can
+    // still tell a connection that never completed from a server that never greeted.
+    let connecting = RefCell::new(None);
     let deadline = async {
         Timer::after(cfg.timeout).await;
         Err(Failure::Timeout(phase.get(), cfg.timeout))
     };
-    exchange(cfg, password, tls, kind, &phase).or(deadline).await
-}
-
-async fn exchange(
-    cfg: &CheckConfig,
-    password: &Password,
-    tls: Option<&TlsClient>,
-    kind: Kind,
-    phase: &Cell<Phase>,
-) -> Result<Gathered, Failure> {
-    match &cfg.target {
-        Target::Tcp { host, port } => {
-            let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-                Ok(ip) => vec![SocketAddr::new(ip, *port)],
-                Err(_) => async_net::resolve((host.as_str(), *port)).await.map_err(|e| {
-                    Failure::Io(Phase::Connect, io::Error::new(e.kind(), format!("resolving {host}: {e}")))
-                })?,
-            };
-            // No TCP_NODELAY: every write of ours follows the server's answer, which acknowledged
-            // the previous one, so Nagle never holds a packet back; it would cost a system call.
-            let stream = connect_any(&addrs).await.map_err(|e| Failure::Io(Phase::Connect, e))?;
-            converse(stream, cfg, password, tls, kind, phase).await
+    let opened = Opener { cfg, phase: &phase, metrics, connecting: &connecting };
+    let result = round(opened, cfg, password, tls, kind, &phase, keep, buf).or(deadline).await;
+    match result {
+        Err(Failure::Timeout(Phase::Connect, d))
+            if connecting.borrow().as_ref().is_some_and(|s: &Rc<Async<TcpStream>>| s.get_ref().peer_addr().is_ok()) =>
+        {
+            Err(Failure::Timeout(Phase::Login, d))
         }
-        Target::Unix(path) => {
-            let stream = UnixStream::connect(path).await.map_err(|e| Failure::Io(Phase::Connect, e))?;
-            // A unix socket is already a secure transport: --ssl-mode does not apply.
-            converse(stream, cfg, password, None, kind, phase).await
-        }
+        result => result,
     }
 }
 
-type Attempt = Pin<Box<dyn Future<Output = io::Result<TcpStream>>>>;
+/// Opens the connections of fresh logins.
+struct Opener<'a> {
+    cfg: &'a CheckConfig,
+    phase: &'a Cell<Phase>,
+    metrics: &'a Metrics,
+    connecting: &'a RefCell<Option<Rc<Async<TcpStream>>>>,
+}
+
+impl Opener<'_> {
+    /// A connection to the target. To an IP address it returns at once, still connecting: the
+    /// connection completes while we wait for the greeting ([`net::connect_tcp`]), and the
+    /// phase stays [`Phase::Connect`] until the first byte comes.
+    async fn open(&self) -> Result<Conn, Failure> {
+        self.metrics.login();
+        self.phase.set(Phase::Connect);
+        let conn = match &self.cfg.target {
+            Target::Tcp { host, port } => match host.parse::<IpAddr>() {
+                Ok(ip) => net::connect_tcp(SocketAddr::new(ip, *port)),
+                Err(_) => {
+                    let addrs = async_net::resolve((host.as_str(), *port)).await.map_err(|e| {
+                        Failure::Io(Phase::Connect, io::Error::new(e.kind(), format!("resolving {host}: {e}")))
+                    })?;
+                    let conn = connect_any(&addrs).await;
+                    self.phase.set(Phase::Login);
+                    conn
+                }
+            },
+            Target::Unix(path) => {
+                let conn = net::connect_unix(path);
+                self.phase.set(Phase::Login);
+                conn
+            }
+        };
+        // No TCP_NODELAY: every write of ours follows the server's answer, which acknowledged
+        // the previous one, so Nagle never holds a packet back; it would cost a system call.
+        let conn = conn.map_err(|e| Failure::Io(Phase::Connect, e))?;
+        *self.connecting.borrow_mut() = Some(conn.handle());
+        Ok(conn)
+    }
+}
+
+type Attempt = Pin<Box<dyn Future<Output = io::Result<Conn>>>>;
+
+/// One connection attempt that completes (or fails) before it returns, for [`connect_any`].
+async fn attempt(addr: SocketAddr) -> io::Result<Conn> {
+    let conn = net::connect_tcp(addr)?;
+    conn.writable().await?;
+    match conn.get_ref().take_error()? {
+        None => Ok(conn),
+        Some(e) => Err(e),
+    }
+}
 
 /// Connects to the first of `addrs` that answers. Attempts are staggered, happy-eyeballs style:
 /// the next address starts after [`NEXT_ADDRESS_AFTER`] or as soon as every earlier attempt has
 /// failed, so a dead first address (a black hole, not a refusal) costs a quarter second, not the
 /// whole deadline. The caller's deadline bounds it all.
-pub async fn connect_any(addrs: &[SocketAddr]) -> io::Result<TcpStream> {
+pub async fn connect_any(addrs: &[SocketAddr]) -> io::Result<Conn> {
     if let [one] = addrs {
-        return TcpStream::connect(*one).await;
+        return attempt(*one).await;
     }
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut next = 0;
@@ -186,7 +230,7 @@ pub async fn connect_any(addrs: &[SocketAddr]) -> io::Result<TcpStream> {
     futures_lite::future::poll_fn(|cx| loop {
         let idle = attempts.is_empty();
         if next < addrs.len() && (idle || Pin::new(&mut stagger).poll(cx).is_ready()) {
-            attempts.push(Box::pin(TcpStream::connect(addrs[next])));
+            attempts.push(Box::pin(attempt(addrs[next])));
             next += 1;
             stagger.set_after(NEXT_ADDRESS_AFTER);
         }
@@ -218,80 +262,212 @@ pub async fn connect_any(addrs: &[SocketAddr]) -> io::Result<TcpStream> {
     .await
 }
 
-async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: S,
+/// Where `--keep-session` keeps a kind's logged-in session between round trips.
+type KeptCell = RefCell<Option<Held>>;
+
+/// A kind's kept session, and how long a session may serve before a fresh login replaces it.
+#[derive(Clone, Copy)]
+pub struct Keep<'a> {
+    cell: &'a KeptCell,
+    max_age: Duration,
+}
+
+/// A logged-in, idle session and the link it talks over, kept between round trips.
+struct Held {
+    session: Session,
+    link: Link<Conn>,
+    /// When it logged in.
+    since: Instant,
+}
+
+impl Held {
+    /// Whether the server closed the idle session or said something unasked (the ERR that comes
+    /// with KILL, wait_timeout or a shutdown): one look at the socket, which must have nothing.
+    fn gone(&self) -> bool {
+        self.link.get_ref().has_news()
+    }
+
+    /// QUIT and close.
+    async fn retire(&mut self) {
+        self.session.quit();
+        if let Ok(Action::Write(bytes)) = self.session.poll() {
+            let _ = self.link.write_all(&bytes).await;
+        }
+        let _ = self.link.close().await;
+    }
+}
+
+/// A kept session dropped without [`Held::retire`] (a failure, SIGHUP) still says
+/// goodbye, so the server counts no aborted client. Drop cannot wait: the QUIT goes out if the
+/// socket takes it at once, as an idle one does.
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.session.quit();
+        if let Ok(Action::Write(bytes)) = self.session.poll() {
+            let _ = poll_now(self.link.write_all(&bytes));
+        }
+    }
+}
+
+/// Polls `fut` once: its output if that is ready now, else `None` (and `fut` is dropped).
+fn poll_now<F: Future>(fut: F) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(fut).poll(&mut cx) {
+        Poll::Ready(out) => Some(out),
+        Poll::Pending => None,
+    }
+}
+
+/// One round trip: on the kept session when `keep` holds a young one, else (or when it fails or
+/// stalls) on a fresh login over a connection from `opener`, which is then kept or QUIT.
+#[allow(clippy::too_many_arguments)]
+async fn round(
+    opener: Opener<'_>,
     cfg: &CheckConfig,
     password: &Password,
     tls: Option<&TlsClient>,
     kind: Kind,
     phase: &Cell<Phase>,
+    keep: Option<Keep<'_>>,
+    buf: &mut [u8],
 ) -> Result<Gathered, Failure> {
-    phase.set(Phase::Login);
+    // An expired session is QUIT only once its successor has logged in (make before break), so
+    // a full max_connections or a refused login shows within --keep-session.
+    let mut expired = None;
+    if let Some(mut held) = keep.and_then(|k| k.cell.take()) {
+        if keep.is_some_and(|k| held.since.elapsed() >= k.max_age) {
+            expired = Some(held);
+        } else if held.gone() {
+            log::debug!("the kept session was closed by the server: logging in afresh");
+        } else {
+            // A stalled session gets half the deadline, a fresh login the rest.
+            let share = cfg.timeout / 2;
+            let stalled = async {
+                Timer::after(share).await;
+                Err(Failure::Timeout(Phase::Query, share))
+            };
+            match ask(&mut held.session, &mut held.link, buf, cfg, kind, phase).or(stalled).await {
+                Ok(gathered) => {
+                    if let Some(k) = keep {
+                        *k.cell.borrow_mut() = Some(held);
+                    }
+                    return Ok(gathered);
+                }
+                // Even an ERR: it may be the server's word on this connection (killed), not on
+                // the database, and a fresh login tells which.
+                Err(e) => log::debug!("the kept session failed ({e}): logging in afresh"),
+            }
+        }
+    }
+    let fresh = async {
+        let conn = opener.open().await?;
+        login(conn, buf, cfg, password, tls, phase).await
+    };
+    let (mut session, mut link) = match fresh.await {
+        Ok(logged_in) => logged_in,
+        Err(e) => {
+            // The expired session keeps its place until a login succeeds, so a server full of
+            // other clients stays down rather than flapping up whenever ours has just left.
+            if let (Some(k), Some(old)) = (keep, expired) {
+                *k.cell.borrow_mut() = Some(old);
+            }
+            return Err(e);
+        }
+    };
+    let since = Instant::now();
+    let result = ask(&mut session, &mut link, buf, cfg, kind, phase).await;
+    // After an ERR answer the session is still logged in and idle.
+    if matches!(result, Ok(_) | Err(Failure::Query(_))) {
+        match keep {
+            Some(k) => *k.cell.borrow_mut() = Some(Held { session, link, since }),
+            None => {
+                let mut done = Held { session, link, since };
+                done.retire().await;
+            }
+        }
+    }
+    if let Some(mut old) = expired {
+        old.retire().await;
+    }
+    result
+}
+
+/// Logs in over `conn` (over TLS after the SSLRequest, with `tls`): the session is then idle.
+// Only the TLS handshake goes round the loop again, and the plain build has none.
+#[cfg_attr(not(feature = "tls"), allow(clippy::never_loop))]
+async fn login(
+    conn: Conn,
+    buf: &mut [u8],
+    cfg: &CheckConfig,
+    password: &Password,
+    tls: Option<&TlsClient>,
+    phase: &Cell<Phase>,
+) -> Result<(Session, Link<Conn>), Failure> {
     let mut session = Session::new(Options {
         user: cfg.user.clone(),
         password: password.bytes().to_vec(),
         database: cfg.database.clone(),
         transport: cfg.target.transport(),
     });
-    let mut stream = Link::Plain(stream);
+    let mut link = Link::Plain(conn);
     if let Some(tls) = tls {
         session.request_tls(tls.request());
     }
-    // The plan depends on the server's flavour, known from the greeting.
-    let mut plan: &[Step] = &[];
-    // Query 0 is --query, query i > 0 is plan[i - 1]; `next` is the one to send next, and
-    // `spelling` which of its statements is in flight.
-    let mut next = 0;
-    let mut spelling = 0;
-    let mut value = None;
-    let mut results = Vec::new();
-    // The first ERR ends the check; QUIT still goes out.
-    let mut failed = None;
-    let mut buf = [0u8; 4096];
-    // --query with the probe riding along (profile::with_probe); known once logged in.
-    let mut folded = None;
     loop {
-        let action = session.poll().map_err(|e| match e {
-            mysql::Error::Server(e) => Failure::Login(e),
-            mysql::Error::Protocol(e) => Failure::Protocol(phase.get(), e),
-        })?;
-        match action {
-            Action::Write(bytes) => stream.write_all(&bytes).await.map_err(|e| Failure::Io(phase.get(), e))?,
-            Action::NeedMore => match stream.read(&mut buf).await {
-                Ok(0) => return Err(Failure::Protocol(phase.get(), mysql::ProtocolError::UnexpectedEof)),
-                Ok(n) => session.feed(&buf[..n]),
-                Err(e) => return Err(Failure::Io(phase.get(), e)),
-            },
-            Action::Ready if failed.is_none() && next == 0 => {
-                phase.set(Phase::Query);
-                let version = session.greeting().map_or("", |g| g.server_version.as_str());
-                plan = kind.plan(Flavor::from_version(version));
-                if plan.first() == Some(&PROBE) && session.multi_statements() {
-                    folded = profile::with_probe(&cfg.query);
-                }
-                // Ready means the session takes a query.
-                let _ = session.query(folded.as_deref().unwrap_or(&cfg.query));
-                next = 1;
-            }
-            Action::Ready if failed.is_none() && next <= plan.len() => {
-                let step = plan[next - 1];
-                let _ = session.query_keeping(step.sql[0], step.keep);
-                next += 1;
-                spelling = 0;
-            }
+        match drive(&mut session, &mut link, buf, phase).await? {
+            Action::Ready => return Ok((session, link)),
             // The session asks for TLS only after request_tls, so `tls` is there (and the plain
             // build never gets here: it has no TLS settings).
             #[cfg(feature = "tls")]
             Action::StartTls => {
                 phase.set(Phase::Tls);
                 let tls = tls.ok_or(Failure::Protocol(Phase::Tls, mysql::ProtocolError::UnexpectedEof))?;
-                stream = stream.start_tls(tls).await.map_err(Failure::Tls)?;
+                link = link.start_tls(tls).await.map_err(Failure::Tls)?;
                 session.tls_started();
                 phase.set(Phase::Login);
             }
             #[cfg(not(feature = "tls"))]
             Action::StartTls => return Err(Failure::Protocol(Phase::Tls, mysql::ProtocolError::UnexpectedEof)),
-            Action::Ready => session.quit(),
+            // Replies and Closed come only after a query or QUIT.
+            _ => return Err(Failure::Protocol(phase.get(), mysql::ProtocolError::UnexpectedEof)),
+        }
+    }
+}
+
+/// Runs `--query` and `kind`'s plan on a logged-in, idle session, and leaves it idle: an ERR
+/// answer ends the round trip as [`Failure::Query`] with the session still usable.
+async fn ask(
+    session: &mut Session,
+    link: &mut Link<Conn>,
+    buf: &mut [u8],
+    cfg: &CheckConfig,
+    kind: Kind,
+    phase: &Cell<Phase>,
+) -> Result<Gathered, Failure> {
+    phase.set(Phase::Query);
+    // The plan depends on the server's flavour, known from the greeting.
+    let version = session.greeting().map_or("", |g| g.server_version.as_str());
+    let plan = kind.plan(Flavor::from_version(version));
+    // --query with the probe riding along (profile::with_probe).
+    let folded =
+        if plan.first() == Some(&PROBE) && session.multi_statements() { profile::with_probe(&cfg.query) } else { None };
+    // The session is idle, so it takes the query.
+    let _ = session.query(folded.as_deref().unwrap_or(&cfg.query));
+    // Query 0 is --query, query i > 0 is plan[i - 1]; `next` is the one to send next, and
+    // `spelling` which of its statements is in flight.
+    let mut next = 1;
+    let mut spelling = 0;
+    let mut value = None;
+    let mut results = Vec::new();
+    loop {
+        match drive(session, link, buf, phase).await? {
+            Action::Ready if next <= plan.len() => {
+                let step = plan[next - 1];
+                let _ = session.query_keeping(step.sql[0], step.keep);
+                next += 1;
+                spelling = 0;
+            }
+            Action::Ready => break,
             Action::Reply(reply) => match (next - 1, reply) {
                 (0, Ok(rs)) => {
                     value = Some(first_value(&rs));
@@ -309,20 +485,51 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                             let _ = session.query_keeping(sql, keep);
                             spelling += 1;
                         }
-                        _ => failed = Some(Failure::Query(e)),
+                        _ => return Err(Failure::Query(e)),
                     }
                 }
             },
-            Action::Closed => break,
+            // Only login asks for TLS, and only quit() closes.
+            _ => return Err(Failure::Protocol(Phase::Query, mysql::ProtocolError::UnexpectedEof)),
         }
     }
-    let _ = stream.close().await;
-    if let Some(f) = failed {
-        return Err(f);
-    }
-    // Closed comes only after quit(), which follows the reply to --query.
+    // Ready comes back only after the reply to --query.
     let value = value.ok_or(Failure::Protocol(Phase::Query, mysql::ProtocolError::UnexpectedEof))?;
     Ok(Gathered { value, results })
+}
+
+/// Polls `session` until it has something for the driver (Ready, a reply, StartTls, Closed),
+/// sending what it writes and feeding it what the server sends.
+async fn drive(
+    session: &mut Session,
+    link: &mut Link<Conn>,
+    buf: &mut [u8],
+    phase: &Cell<Phase>,
+) -> Result<Action, Failure> {
+    loop {
+        let action = session.poll().map_err(|e| match e {
+            mysql::Error::Server(e) => Failure::Login(e),
+            mysql::Error::Protocol(e) => Failure::Protocol(phase.get(), e),
+        })?;
+        match action {
+            Action::Write(bytes) => link.write_all(&bytes).await.map_err(|e| Failure::Io(phase.get(), e))?,
+            Action::NeedMore => match link.read(buf).await {
+                // Connecting (and its failures) ends with the first read: bytes or the server's
+                // close.
+                Ok(n) if phase.get() == Phase::Connect => {
+                    phase.set(Phase::Login);
+                    if n == 0 {
+                        return Err(Failure::Protocol(Phase::Login, mysql::ProtocolError::UnexpectedEof));
+                    }
+                    session.feed(&buf[..n]);
+                }
+                Ok(0) => return Err(Failure::Protocol(phase.get(), mysql::ProtocolError::UnexpectedEof)),
+                Ok(n) => session.feed(&buf[..n]),
+                Err(e) => return Err(Failure::Io(phase.get(), e)),
+            },
+            other => return Ok(other),
+        }
+    }
 }
 
 /// The first column of the first row: `NULL` for SQL NULL, empty without rows.
@@ -427,12 +634,18 @@ impl Drop for Leader<'_> {
     }
 }
 
-/// Per profile kind: the round trip in flight, and the last result.
+/// Per profile kind: the round trip in flight, the last result, and the kept session.
 #[derive(Default)]
 struct Slot {
     inflight: RefCell<Option<Rc<InFlight>>>,
     /// When the last round trip finished, and what it found.
     last: RefCell<Option<(Instant, Shared)>>,
+    /// With `--keep-session`: the logged-in session between round trips. Only the leader of a
+    /// round trip touches it.
+    kept: KeptCell,
+    /// The read buffer of this kind's round trips, kept between them rather than allocated and
+    /// freed for each.
+    buf: RefCell<Vec<u8>>,
 }
 
 /// Answers check requests for every profile, sharing database work between them.
@@ -443,13 +656,33 @@ pub struct Checker {
     /// The TLS settings (`--ssl-*`); SIGHUP may replace them.
     tls: RefCell<Option<TlsClient>>,
     slots: [Slot; 4],
+    /// Bumped when SIGHUP drops the kept sessions, so that a round trip in flight does not keep
+    /// one logged in with the old settings.
+    generation: Cell<u64>,
     pub metrics: Metrics,
 }
 
 impl Checker {
     pub fn new(cfg: CheckConfig, password: Password) -> Checker {
         let tls = RefCell::new(cfg.tls.clone());
-        Checker { cfg, password: RefCell::new(password), tls, slots: Default::default(), metrics: Metrics::default() }
+        Checker {
+            cfg,
+            password: RefCell::new(password),
+            tls,
+            slots: Default::default(),
+            generation: Cell::new(0),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// Quits the kept sessions (`--keep-session`): the next round trips log in afresh. SIGHUP does
+    /// this through [`Checker::set_password`] and [`Checker::reload_tls`]; a daemon stopping
+    /// may call it so that the server counts no aborted clients.
+    pub fn forget_sessions(&self) {
+        self.generation.set(self.generation.get() + 1);
+        for slot in &self.slots {
+            drop(slot.kept.take());
+        }
     }
 
     /// Rereads the `--ssl-*` files for the checks that start from now on (SIGHUP). Bad files
@@ -461,15 +694,17 @@ impl Checker {
         match load_tls(&self.cfg.ssl, &self.cfg.target) {
             Ok(tls) => {
                 *self.tls.borrow_mut() = tls;
+                self.forget_sessions();
                 log::info!("SIGHUP: reread the --ssl-* files");
             }
             Err(e) => log::warn!("SIGHUP: keeping the old TLS settings: {e}"),
         }
     }
 
-    /// Replaces the password for the checks that start from now on.
+    /// Replaces the password for the checks that start from now on (kept sessions too).
     pub fn set_password(&self, password: Password) {
         *self.password.borrow_mut() = password;
+        self.forget_sessions();
     }
 
     /// [`Checker::check`] to the end, on this thread (`--once`). Not async: the binary crate
@@ -558,14 +793,23 @@ impl Checker {
         let inflight = Rc::new(InFlight { result: RefCell::new(None), done: rx });
         *slot.inflight.borrow_mut() = Some(inflight.clone());
         let leader = Leader { slot, _done: tx };
-        self.metrics.login();
         let started = Instant::now();
         // A clone, so that SIGHUP during the check cannot pull the password from under it.
         let password = self.password.borrow().clone();
         let tls = self.tls.borrow().clone();
         // Boxed: the round trip's buffers exist only while it runs, not in every connection's
         // future.
-        let result = Rc::new(Box::pin(gather(&self.cfg, &password, tls.as_ref(), kind)).await);
+        let keep = self.cfg.keep_session.map(|max_age| Keep { cell: &slot.kept, max_age });
+        let generation = self.generation.get();
+        let mut buf = std::mem::take(&mut *slot.buf.borrow_mut());
+        buf.resize(READ_BUF, 0);
+        let result =
+            Rc::new(Box::pin(gather(&self.cfg, &password, tls.as_ref(), kind, keep, &self.metrics, &mut buf)).await);
+        *slot.buf.borrow_mut() = buf;
+        if self.generation.get() != generation {
+            // SIGHUP came during the round trip: what it kept logged in with the old settings.
+            drop(slot.kept.take());
+        }
         let finished = Instant::now();
         let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         self.metrics.round_trip(finished - started, unix_now);

@@ -99,6 +99,11 @@ pub struct Args {
     #[argh(option, default = "0")]
     pub cache_ms: u64,
 
+    /// keep one logged-in session per profile between checks and log in afresh at least every
+    /// SECONDS (default 0: a fresh login for every check)
+    #[argh(option, default = "0")]
+    pub keep_session: u64,
+
     /// address to serve the HAProxy agent-check protocol on, repeatable (default: off)
     #[argh(option)]
     pub agent_listen: Vec<String>,
@@ -243,6 +248,9 @@ pub struct CheckConfig {
     pub drain_file: PathBuf,
     /// How long a verdict may be reused without a login (zero: only checks in flight are shared).
     pub cache: Duration,
+    /// `--keep-session`: how long a logged-in session may serve checks before a fresh login
+    /// replaces it; `None` logs in for every check.
+    pub keep_session: Option<Duration>,
     pub defaults: Defaults,
     /// The `--ssl-*` flags, kept to reread the files on SIGHUP.
     pub ssl: Ssl,
@@ -354,6 +362,7 @@ pub enum ConfigError {
     Empty(&'static str),
     Profile(PathError),
     CacheMs(u64),
+    KeepSession(u64),
     /// The value, and what is wrong with it.
     Allow(String, String),
     PasswordFileMode(PathBuf, u32),
@@ -410,6 +419,7 @@ impl fmt::Display for ConfigError {
                 p.display()
             ),
             ConfigError::CacheMs(ms) => write!(f, "invalid --cache-ms {ms}: must be at most 3600000 ms"),
+            ConfigError::KeepSession(s) => write!(f, "invalid --keep-session {s}: must be at most 86400 seconds"),
             #[cfg(feature = "tls")]
             ConfigError::SslMode(s) => write!(
                 f,
@@ -598,6 +608,9 @@ impl Config {
         if args.cache_ms > 3_600_000 {
             return Err(ConfigError::CacheMs(args.cache_ms));
         }
+        if args.keep_session > 86_400 {
+            return Err(ConfigError::KeepSession(args.keep_session));
+        }
         let allow = args.allow.iter().map(|s| Cidr::parse(s)).collect::<Result<_, _>>()?;
         if args.timeout == 0 || args.timeout > 3_600_000 {
             return Err(ConfigError::Timeout(args.timeout));
@@ -628,6 +641,9 @@ impl Config {
                 maint_file: args.maint_file.map(|p| operator_file("--maint-file", p)).transpose()?,
                 drain_file: operator_file("--drain-file", args.drain_file)?,
                 cache: Duration::from_millis(args.cache_ms),
+                // One check per process: nothing to keep a session for.
+                keep_session: (args.keep_session > 0 && !args.once && !args.inetd)
+                    .then(|| Duration::from_secs(args.keep_session)),
                 defaults,
                 ssl,
                 tls,

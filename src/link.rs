@@ -64,6 +64,15 @@ pub enum Link<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
+    /// The socket (under TLS, if it is on).
+    pub fn get_ref(&self) -> &S {
+        match self {
+            Link::Plain(s) => s,
+            #[cfg(feature = "tls")]
+            Link::Tls(t) => t.get_ref(),
+        }
+    }
+
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Link::Plain(s) => s.read(buf).await,

@@ -16,32 +16,55 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 
 use async_io::Async;
 use futures_lite::{AsyncRead, AsyncWrite};
 use rustix::net::{self as rn, SocketFlags};
 
-/// A connection to the database: reads wait for readability first after every write.
-pub struct Conn<T> {
-    io: Async<T>,
+/// A connection to the database, over TCP or a unix socket: reads wait for readability first
+/// after every write.
+///
+/// Both kinds are held as a `TcpStream`: reading and writing a connected stream socket are the
+/// same system calls (`recvfrom`, `sendto`) whatever its family, and one type means one copy of
+/// the check's code in the binary instead of two. Only the address methods of `TcpStream` would
+/// not fit a unix socket, and nothing calls them on one.
+pub struct Conn {
+    /// Shared with whoever needs to ask the kernel about the socket later (see
+    /// [`Conn::handle`]); only the `Conn` reads and writes.
+    io: Rc<Async<TcpStream>>,
     /// Something was asked (or the connection was just opened, or the last read emptied the
     /// socket): the answer cannot be there yet, so wait for it before reading.
     asked: bool,
 }
 
-impl<T: std::os::fd::AsFd> Conn<T> {
+impl Conn {
     /// Wraps a connected (or connecting) non-blocking socket; the first read waits.
-    fn new(io: T) -> io::Result<Conn<T>> {
-        Ok(Conn { io: Async::new_nonblocking(io)?, asked: true })
+    fn new(socket: rustix::fd::OwnedFd) -> io::Result<Conn> {
+        Ok(Conn { io: Rc::new(Async::new_nonblocking(TcpStream::from(socket))?), asked: true })
     }
 
     /// The socket.
-    pub fn get_ref(&self) -> &T {
+    pub fn get_ref(&self) -> &TcpStream {
         self.io.get_ref()
+    }
+
+    /// The socket, to ask the kernel about it after the `Conn` is gone (whether a connection
+    /// that timed out had completed, say).
+    pub fn handle(&self) -> Rc<Async<TcpStream>> {
+        self.io.clone()
+    }
+
+    /// Whether the server closed the connection or sent something unasked, looking without
+    /// reading or waiting (one `recvfrom` with `MSG_PEEK`): an idle connection has nothing.
+    pub fn has_news(&self) -> bool {
+        match self.get_ref().peek(&mut [0u8; 1]) {
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+            Ok(_) => true,
+        }
     }
 
     /// Resolves when the socket is writable (a connection in progress has completed or failed).
@@ -50,16 +73,13 @@ impl<T: std::os::fd::AsFd> Conn<T> {
     }
 }
 
-impl<T> AsyncRead for Conn<T>
-where
-    for<'a> &'a T: Read,
-{
+impl AsyncRead for Conn {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         if self.asked {
             ready!(self.io.poll_readable(cx))?;
             self.asked = false;
         }
-        let n = ready!(Pin::new(&mut &self.io).poll_read(cx, buf))?;
+        let n = ready!(Pin::new(&mut &*self.io).poll_read(cx, buf))?;
         // A read that did not fill the buffer emptied the socket: the rest of the answer (the
         // next result of a multi-statement query, say) is still being written, so wait for it.
         if n < buf.len() {
@@ -69,12 +89,9 @@ where
     }
 }
 
-impl<T> AsyncWrite for Conn<T>
-where
-    for<'a> &'a T: Write,
-{
+impl AsyncWrite for Conn {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let written = ready!(Pin::new(&mut &self.io).poll_write(cx, buf))?;
+        let written = ready!(Pin::new(&mut &*self.io).poll_write(cx, buf))?;
         if written > 0 {
             self.asked = true;
         }
@@ -82,7 +99,7 @@ where
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &self.io).poll_flush(cx)
+        Pin::new(&mut &*self.io).poll_flush(cx)
     }
 
     /// Nothing to do: dropping the connection closes it. The server has read our last packet
@@ -95,7 +112,7 @@ where
 /// Starts a TCP connection to `addr` and returns at once (`socket` and `connect` with
 /// `SOCK_NONBLOCK`): the first read waits for it to complete. Errors of the connection itself
 /// (refused, unreachable) come from that read.
-pub fn connect_tcp(addr: SocketAddr) -> io::Result<Conn<TcpStream>> {
+pub fn connect_tcp(addr: SocketAddr) -> io::Result<Conn> {
     let family = if addr.is_ipv4() { rn::AddressFamily::INET } else { rn::AddressFamily::INET6 };
     let socket = rn::socket_with(
         family,
@@ -107,12 +124,12 @@ pub fn connect_tcp(addr: SocketAddr) -> io::Result<Conn<TcpStream>> {
         Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
         Err(e) => return Err(e.into()),
     }
-    Conn::new(TcpStream::from(socket))
+    Conn::new(socket)
 }
 
 /// Connects to a unix socket; such a connect completes (or fails) at once. A server whose
 /// listen backlog is full refuses it (`EAGAIN`) rather than making us wait.
-pub fn connect_unix(path: &Path) -> io::Result<Conn<UnixStream>> {
+pub fn connect_unix(path: &Path) -> io::Result<Conn> {
     let socket = rn::socket_with(
         rn::AddressFamily::UNIX,
         rn::SocketType::STREAM,
@@ -121,7 +138,7 @@ pub fn connect_unix(path: &Path) -> io::Result<Conn<UnixStream>> {
     )?;
     let addr = rn::SocketAddrUnix::new(path)?;
     match rn::connect(&socket, &addr) {
-        Ok(()) => Conn::new(UnixStream::from(socket)),
+        Ok(()) => Conn::new(socket),
         Err(rustix::io::Errno::AGAIN) => {
             Err(io::Error::new(io::ErrorKind::WouldBlock, "the server's listen backlog is full"))
         }

@@ -199,6 +199,8 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, server: Rc<Server>) -> io::Resu
     while server.active.get() > 0 && Instant::now() < deadline {
         Timer::after(Duration::from_millis(10)).await;
     }
+    // Kept sessions (--keep-session) say QUIT, so the server counts no aborted clients.
+    server.checker.forget_sessions();
     log::info!("stopped");
     Ok(())
 }

@@ -385,6 +385,11 @@ pub struct Stream<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
+    /// The socket under TLS.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
     /// Runs the handshake over `io`, right after the SSLRequest.
     pub async fn handshake(io: S, client: &Client) -> Result<Stream<S>, Error> {
         let conn = ClientConnection::new(client.config.clone(), client.name.clone()).map_err(Error::Tls)?;

@@ -764,6 +764,42 @@ mod tests {
         assert_eq!(rs.rows, vec![vec![Some(b"Yes".to_vec()), Some(b"3".to_vec())]]);
     }
 
+    /// A kept session (`--keep-session`) answers query after query: each command starts again
+    /// at sequence id 0, past the 256 where a carried-over id would wrap, and an ERR answer
+    /// leaves it idle and usable.
+    #[test]
+    fn one_session_takes_many_queries_each_at_sequence_id_zero() {
+        let mut s = session("", Transport::Tcp);
+        s.feed(&frame(0, &greeting(ALL_CAPS & !caps::DEPRECATE_EOF, "mysql_native_password")));
+        assert!(matches!(s.poll(), Ok(Action::Write(_))));
+        s.feed(&frame(2, &[0, 0, 0, 2, 0, 0, 0]));
+        let eof = [0xFE, 0, 0, 0x02, 0];
+        for round in 0..300u32 {
+            assert_eq!(s.poll(), Ok(Action::Ready), "round {round}");
+            assert!(s.query("select @@hostname"));
+            assert_eq!(s.poll(), Ok(Action::Write(frame(0, b"\x03select @@hostname"))), "round {round}");
+            assert_eq!(s.poll(), Ok(Action::NeedMore));
+            if round % 7 == 3 {
+                s.feed(&frame(1, b"\xff\x7a\x04#HY000Unknown system variable"));
+                let Ok(Action::Reply(Err(e))) = s.poll() else { panic!("round {round}") };
+                assert_eq!(e.code, 1146);
+                continue;
+            }
+            let value = round.to_string();
+            let mut row = vec![value.len() as u8];
+            row.extend_from_slice(value.as_bytes());
+            for (seq, p) in [vec![1], coldef("@@hostname"), eof.to_vec(), row, eof.to_vec()].iter().enumerate() {
+                s.feed(&frame(seq as u8 + 1, p));
+            }
+            let Ok(Action::Reply(Ok(rs))) = s.poll() else { panic!("round {round}") };
+            assert_eq!(rs.rows, vec![vec![Some(value.into_bytes())]]);
+        }
+        assert_eq!(s.poll(), Ok(Action::Ready));
+        s.quit();
+        assert_eq!(s.poll(), Ok(Action::Write(frame(0, &[COM_QUIT]))));
+        assert_eq!(s.poll(), Ok(Action::Closed));
+    }
+
     #[test]
     fn a_one_megabyte_status_row_streams_through_keeping_only_the_columns_asked_for() {
         let reply = status_reply(1 << 20);

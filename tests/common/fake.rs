@@ -178,6 +178,9 @@ pub struct Scenario {
     pub query_delay: Duration,
     /// Offer CLIENT_SSL and speak TLS (rustls, server side) after the SSLRequest.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Each connection answers this many COM_QUERYs, then never answers another (a stalled
+    /// kept session; a fresh connection is fine again).
+    pub stall_after: Option<usize>,
 }
 
 impl Scenario {
@@ -194,6 +197,7 @@ impl Scenario {
             server_version: "8.4.0-fake".into(),
             query_delay: Duration::ZERO,
             tls: None,
+            stall_after: None,
         }
     }
 
@@ -239,6 +243,12 @@ impl Scenario {
 
     pub fn user(mut self, user: &str) -> Scenario {
         self.user = Some(user.into());
+        self
+    }
+
+    /// Each connection answers `n` queries, then stalls (see [`Scenario::stall_after`]).
+    pub fn stall_after(mut self, n: usize) -> Scenario {
+        self.stall_after = Some(n);
         self
     }
 }
@@ -931,6 +941,7 @@ impl Session {
 
     /// The command phase: each command restarts the sequence at 0.
     fn commands(&mut self) -> io::Result<()> {
+        let mut answered = 0;
         loop {
             self.seq = 0;
             let p = match self.read() {
@@ -946,7 +957,9 @@ impl Session {
                     }
                     return Ok(());
                 }
+                Some(0x03) if self.scenario.stall_after.is_some_and(|n| answered >= n) => return self.drain(),
                 Some(0x03) => {
+                    answered += 1;
                     let sql = String::from_utf8_lossy(&p[1..]).into_owned();
                     // Each statement is recorded and answered in turn, as a real server does:
                     // all but the last result say more follow, and an error ends the query.
