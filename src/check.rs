@@ -15,9 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_io::Async;
 use async_io::Timer;
 use futures_lite::FutureExt;
-use smol::channel::{Receiver, Sender};
 
 use crate::config::{CheckConfig, Password, Target};
+use crate::flag::Flag;
 use crate::link::{load_tls, Link, TlsClient, TlsError};
 use crate::metrics::Metrics;
 use crate::mysql::{self, printable, Action, Options, ResultSet, ServerError, Session};
@@ -616,21 +616,21 @@ const WAIT_MARGIN: Duration = Duration::from_millis(250);
 struct InFlight {
     /// Set by the leader just before it finishes.
     result: RefCell<Option<Shared>>,
-    /// Nothing is ever sent: the leader drops the sender when it is done (or dropped), which
-    /// wakes every waiter at once.
-    done: Receiver<()>,
+    /// Raised when the leader is done (or dropped), which wakes every waiter at once.
+    done: Flag,
 }
 
 /// Held by the request that runs a round trip: whether it finishes or is dropped, the slot is
 /// freed and the waiters are woken.
 struct Leader<'a> {
     slot: &'a Slot,
-    _done: Sender<()>,
+    inflight: Rc<InFlight>,
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         self.slot.inflight.borrow_mut().take();
+        self.inflight.done.raise();
     }
 }
 
@@ -769,7 +769,7 @@ impl Checker {
             };
             let limit = arrived + self.cfg.timeout + WAIT_MARGIN;
             let woken = async {
-                let _ = inflight.done.recv().await;
+                inflight.done.wait().await;
                 true
             };
             let expired = async {
@@ -789,10 +789,9 @@ impl Checker {
 
     /// Runs the round trip for `kind` that every request arriving meanwhile shares.
     async fn lead(&self, slot: &Slot, kind: Kind) -> Shared {
-        let (tx, rx) = smol::channel::bounded(1);
-        let inflight = Rc::new(InFlight { result: RefCell::new(None), done: rx });
+        let inflight = Rc::new(InFlight { result: RefCell::new(None), done: Flag::default() });
         *slot.inflight.borrow_mut() = Some(inflight.clone());
-        let leader = Leader { slot, _done: tx };
+        let leader = Leader { slot, inflight: inflight.clone() };
         let started = Instant::now();
         // A clone, so that SIGHUP during the check cannot pull the password from under it.
         let password = self.password.borrow().clone();

@@ -3,6 +3,7 @@
 //! * [`mysql`]: a sans-IO MySQL client (framing, handshake, auth plugins, text results).
 //! * [`http`]: a sans-IO HTTP request reader and response writer.
 //! * [`config`]: flags into a validated configuration.
+//! * [`flag`]: a one-shot "it happened" that tasks on this thread wait for.
 //! * [`metrics`]: counters rendered as Prometheus text.
 //! * [`profile`]: what each check path asks the server and how the answers are judged.
 //! * [`check`]: drives a MySQL session over a socket within a deadline; single-flight checker.
@@ -13,6 +14,7 @@
 
 pub mod check;
 pub mod config;
+pub mod flag;
 pub mod http;
 pub mod link;
 pub mod metrics;

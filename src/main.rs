@@ -127,3 +127,7 @@ fn stderr_is_stdin() -> bool {
     let stdin = id(std::io::stdin().as_fd());
     stdin.is_some() && stdin == id(std::io::stderr().as_fd())
 }
+
+/// dlmalloc keeps freed memory for reuse, where musl's allocator unmaps it eagerly.
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use async_io::{Async, Timer};
 use async_signal::{Signal, Signals};
 use futures_lite::{FutureExt, StreamExt};
-use smol::channel::{Receiver, Sender};
 use smol::LocalExecutor;
 
 use crate::check::{Checker, Verdict};
 use crate::config::{read_password_file, Config};
+use crate::flag::Flag;
 use crate::http::{self, Status};
 use crate::net::{self, Client};
 use crate::profile::{PathError, Profile, PATHS};
@@ -51,9 +51,9 @@ pub struct Server {
     /// Connections open now.
     active: Cell<usize>,
     /// Connections still waiting for their request, oldest first: the ones evicted when the
-    /// limit is reached, so idle sockets cannot starve real checks. Dropping the sender wakes the
+    /// limit is reached, so idle sockets cannot starve real checks. Raising its flag wakes the
     /// connection, which then closes.
-    waiting: RefCell<BTreeMap<u64, Sender<()>>>,
+    waiting: RefCell<BTreeMap<u64, Rc<Flag>>>,
     next_id: Cell<u64>,
 }
 
@@ -75,14 +75,14 @@ impl Server {
     fn admit(self: &Rc<Server>) -> Option<Admission> {
         if self.active.get() >= MAX_CONNECTIONS {
             let (_, oldest) = self.waiting.borrow_mut().pop_first()?;
-            drop(oldest);
+            oldest.raise();
         }
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        let (tx, rx) = smol::channel::bounded(1);
-        self.waiting.borrow_mut().insert(id, tx);
+        let evicted = Rc::new(Flag::default());
+        self.waiting.borrow_mut().insert(id, evicted.clone());
         self.active.set(self.active.get() + 1);
-        Some(Admission { server: self.clone(), id, evicted: rx })
+        Some(Admission { server: self.clone(), id, evicted })
     }
 
     /// Whether `--allow` lets `ip` in; without `--allow` everyone is.
@@ -110,8 +110,8 @@ impl Server {
 struct Admission {
     server: Rc<Server>,
     id: u64,
-    /// Closed when the server evicts this connection.
-    evicted: Receiver<()>,
+    /// Raised when the server evicts this connection.
+    evicted: Rc<Flag>,
 }
 
 impl Admission {
@@ -122,7 +122,7 @@ impl Admission {
 
     /// Resolves when the server evicts this connection.
     async fn evicted(&self) {
-        let _ = self.evicted.recv().await;
+        self.evicted.wait().await;
     }
 }
 
@@ -171,9 +171,10 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, server: Rc<Server>) -> io::Resu
         listeners.into_iter().map(|(l, p)| ex.spawn(accept_loop(ex.clone(), l, p, server.clone()))).collect();
     // Signals are a task of their own: this future is polled whenever any task wakes, and
     // polling the signal stream costs a read of its pipe each time.
-    let (stop, stopped) = smol::channel::bounded::<()>(1);
+    let stop = Rc::new(Flag::default());
     let signal_loop = ex.spawn({
         let server = server.clone();
+        let stop = stop.clone();
         async move {
             loop {
                 match signals.next().await {
@@ -185,10 +186,10 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, server: Rc<Server>) -> io::Resu
                     Some(Err(e)) => log::warn!("signal handling: {e}"),
                 }
             }
-            drop(stop);
+            stop.raise();
         }
     });
-    let _ = stopped.recv().await;
+    stop.wait().await;
     drop(signal_loop);
     // Dropping the accept loops closes the listeners: no new connections from here on.
     drop(loops);
@@ -598,7 +599,8 @@ async fn respond(mut stream: Client, peer: &str, response: &[u8], linger: bool) 
             return Ok(());
         }
         stream.shutdown_write()?;
-        let mut sink = [0u8; 1024];
+        // On the heap: a lingering close is the rare case, and the task stays small.
+        let mut sink = vec![0u8; 1024];
         let mut drained = 0;
         while drained < LINGER_BYTES {
             match stream.read(&mut sink).await? {
@@ -669,17 +671,18 @@ async fn read_first<T>(
 ) -> (First<T>, usize) {
     let received = Cell::new(0usize);
     let reading = async {
-        let mut buf = Vec::with_capacity(chunk_len.min(512));
-        let mut chunk = [0u8; 1024];
-        let chunk = &mut chunk[..chunk_len.min(1024)];
+        // Read straight into the message: no buffer on the stack, where it would swell every
+        // connection's task.
+        let mut buf = Vec::new();
         loop {
-            let eof = match stream.read(chunk).await {
+            let len = buf.len();
+            buf.resize(len + chunk_len, 0);
+            let read = stream.read(&mut buf[len..]).await;
+            let eof = match read {
                 Ok(0) | Err(_) => true,
-                Ok(n) => {
-                    buf.extend_from_slice(&chunk[..n]);
-                    false
-                }
+                Ok(_) => false,
             };
+            buf.truncate(len + read.unwrap_or(0));
             received.set(buf.len());
             if let Some(message) = done(&buf, eof) {
                 return First::Done(message);
