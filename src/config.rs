@@ -39,7 +39,7 @@ pub struct Args {
     pub password_file: Option<PathBuf>,
 
     /// TLS: DISABLED (default), PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY
-    // The plain build takes only DISABLED; it has no other --ssl-* flag (see tls_file_flag).
+    // The plain build takes only DISABLED; it has no other --ssl-* flag (see tls_only_flag).
     #[argh(option, default = "String::from(\"DISABLED\")")]
     #[cfg_attr(not(feature = "tls"), argh(hidden_help))]
     pub ssl_mode: String,
@@ -58,6 +58,12 @@ pub struct Args {
     #[cfg(feature = "tls")]
     #[argh(option)]
     pub ssl_key: Option<PathBuf>,
+
+    /// a full TLS handshake on every check, never resuming an earlier session: each check then
+    /// verifies the server's certificate, at more CPU on both sides
+    #[cfg(feature = "tls")]
+    #[argh(switch)]
+    pub ssl_no_resume: bool,
 
     /// database to select at login (optional)
     #[argh(option)]
@@ -550,14 +556,17 @@ pub struct Ssl {
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// Resume TLS sessions across checks (off with `--ssl-no-resume`).
+    pub resume: bool,
 }
 
-/// The plain build has no `--ssl-ca`, `--ssl-cert` or `--ssl-key` (they would cost it a few KB):
-/// the first one in `args` is refused before the flags are parsed, naming the TLS build rather
-/// than being an unknown flag.
+/// The plain build has no `--ssl-ca`, `--ssl-cert`, `--ssl-key` or `--ssl-no-resume` (they
+/// would cost it a few KB): the first one in `args` is refused before the flags are parsed,
+/// naming the TLS build rather than being an unknown flag.
 #[cfg(not(feature = "tls"))]
-pub fn tls_file_flag(mut args: impl Iterator<Item = String>) -> Result<(), ConfigError> {
-    match args.find_map(|a| ["--ssl-ca", "--ssl-cert", "--ssl-key"].into_iter().find(|f| a == *f)) {
+pub fn tls_only_flag(mut args: impl Iterator<Item = String>) -> Result<(), ConfigError> {
+    const FLAGS: [&str; 4] = ["--ssl-ca", "--ssl-cert", "--ssl-key", "--ssl-no-resume"];
+    match args.find_map(|a| FLAGS.into_iter().find(|f| a == *f)) {
         Some(flag) => Err(ConfigError::NoTlsBuild(flag)),
         None => Ok(()),
     }
@@ -574,6 +583,7 @@ impl Ssl {
                 ca: args.ssl_ca.clone(),
                 cert: args.ssl_cert.clone(),
                 key: args.ssl_key.clone(),
+                resume: !args.ssl_no_resume,
             };
             if matches!(ssl.mode, SslMode::VerifyCa | SslMode::VerifyIdentity) && ssl.ca.is_none() {
                 return Err(ConfigError::SslNeedsCa(ssl.mode));
@@ -588,7 +598,7 @@ impl Ssl {
             if !args.ssl_mode.eq_ignore_ascii_case("DISABLED") {
                 return Err(ConfigError::NoTlsBuild("--ssl-mode"));
             }
-            Ok(Ssl { mode: SslMode::Disabled, ca: None, cert: None, key: None })
+            Ok(Ssl { mode: SslMode::Disabled, ca: None, cert: None, key: None, resume: true })
         }
     }
 }

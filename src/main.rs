@@ -11,7 +11,7 @@ use mysqlchk::server;
 
 fn main() -> ExitCode {
     #[cfg(not(feature = "tls"))]
-    if let Err(e) = mysqlchk::config::tls_file_flag(lossy_args()) {
+    if let Err(e) = mysqlchk::config::tls_only_flag(lossy_args()) {
         return config_error(&e, lossy_args().any(|a| a == "--once"));
     }
     let args = match parse_args() {

@@ -113,6 +113,18 @@ impl Metrics {
         let _ = writeln!(o, "mysqlchk_check_duration_seconds_count {count}");
         help(o, "mysqlchk_db_logins_total", "counter", "Database logins attempted.");
         let _ = writeln!(o, "mysqlchk_db_logins_total {}", self.logins.get());
+        #[cfg(feature = "tls")]
+        {
+            let (full, resumed) = crate::tls::handshakes();
+            help(
+                o,
+                "mysqlchk_tls_handshakes_total",
+                "counter",
+                "TLS handshakes with the database, by whether they resumed an earlier session.",
+            );
+            let _ = writeln!(o, "mysqlchk_tls_handshakes_total{{resumed=\"no\"}} {full}");
+            let _ = writeln!(o, "mysqlchk_tls_handshakes_total{{resumed=\"yes\"}} {resumed}");
+        }
         help(o, "mysqlchk_http_requests_total", "counter", "HTTP responses sent, by status code.");
         for (i, code) in CODES.iter().enumerate() {
             let _ = writeln!(o, "mysqlchk_http_requests_total{{code=\"{code}\"}} {}", self.http[i].get());
@@ -168,6 +180,9 @@ mod tests {
         assert!(text.contains("mysqlchk_check_duration_seconds_bucket{le=\"0.005\"} 1\n"));
         assert!(text.contains("mysqlchk_check_duration_seconds_bucket{le=\"+Inf\"} 1\n"));
         assert!(text.contains("mysqlchk_db_logins_total 1\n"));
+        // Only the TLS build has TLS handshakes to count.
+        assert_eq!(text.contains("mysqlchk_tls_handshakes_total{resumed=\"no\"} "), cfg!(feature = "tls"));
+        assert_eq!(text.contains("mysqlchk_tls_handshakes_total{resumed=\"yes\"} "), cfg!(feature = "tls"));
         assert!(text.contains("mysqlchk_http_requests_total{code=\"200\"} 1\n"));
         assert!(text.contains(
             "mysqlchk_up{profile=\"default\",request=\"/\"} 1\n\

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -62,12 +63,15 @@ impl Client {
             .map_err(LoadError::Rustls)?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
-        let config = match (&ssl.cert, &ssl.key) {
+        let mut config = match (&ssl.cert, &ssl.key) {
             (Some(cert), Some(key)) => builder
                 .with_client_auth_cert(certs("--ssl-cert", cert)?, private_key(key)?)
                 .map_err(LoadError::Rustls)?,
             _ => builder.with_no_client_auth(),
         };
+        if !ssl.resume {
+            config.resumption = rustls::client::Resumption::disabled();
+        }
         let name = match ServerName::try_from(host.as_str()) {
             Ok(name) => name.to_owned(),
             Err(_) if ssl.mode == SslMode::VerifyIdentity => return Err(LoadError::Name(host.clone())),
@@ -374,6 +378,15 @@ fn describe(e: &rustls::Error) -> String {
     }
 }
 
+/// TLS handshakes completed since start: `[full, resumed]`. Process-wide, so that a new
+/// [`Client`] (SIGHUP) keeps counting; read by `/metrics`.
+static HANDSHAKES: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// TLS handshakes completed since start: (full, resumed).
+pub fn handshakes() -> (u64, u64) {
+    (HANDSHAKES[0].load(Ordering::Relaxed), HANDSHAKES[1].load(Ordering::Relaxed))
+}
+
 /// Size of one socket read.
 const READ_CHUNK: usize = 4096;
 
@@ -402,6 +415,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
                     _ => "TLS 1.2",
                 };
                 let resumed = s.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                HANDSHAKES[usize::from(resumed)].fetch_add(1, Ordering::Relaxed);
                 log::debug!("{version} handshake done ({})", if resumed { "session resumed" } else { "full" });
                 return Ok(s);
             }

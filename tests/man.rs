@@ -50,7 +50,7 @@ fn man_page_documents_exactly_the_flags_help_lists() {
     let undocumented: Vec<_> = help.difference(&man).collect();
     // The plain build has no TLS options (and hides --ssl-mode, which it only refuses); the man
     // page documents both builds.
-    let tls_only = ["--ssl-mode", "--ssl-ca", "--ssl-cert", "--ssl-key"];
+    let tls_only = ["--ssl-mode", "--ssl-ca", "--ssl-cert", "--ssl-key", "--ssl-no-resume"];
     let stale: Vec<_> =
         man.difference(&help).filter(|f| cfg!(feature = "tls") || !tls_only.contains(&f.as_str())).collect();
     assert!(undocumented.is_empty(), "in --help but not in man/mysqlchk.1: {undocumented:?}");

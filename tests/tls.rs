@@ -53,6 +53,7 @@ fn plain_build_refuses_every_ssl_flag_naming_the_tls_build() {
         &["--ssl-mode", "preferred"],
         &["--ssl-ca", "/etc/ssl/certs/ca-certificates.crt"],
         &["--ssl-cert", "/x.pem", "--ssl-key", "/k.pem"],
+        &["--ssl-no-resume"],
     ] {
         let (code, err) = start_error(&[flags, &["--listen", "127.0.0.1:1"]].concat());
         assert_eq!(code, 1, "{flags:?}: {err}");
@@ -236,6 +237,55 @@ CREATE USER IF NOT EXISTS 'edssl'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('edp
         }
         assert_eq!(fake.tls_handshakes(), 3);
         assert_eq!(fake.tls_resumptions(), 2, "the first check's session is resumed by the next two");
+        assert_eq!(handshakes(&d), (1, 2));
+    }
+
+    #[test]
+    fn ssl_no_resume_makes_a_full_handshake_every_check() {
+        let p = pki();
+        let fake = FakeServer::start(Scenario::new(Auth::Native, "pw").tls(p.server.server_config()));
+        let target = fake.target();
+        let flags = ["--mysql", &target, "--user", "u", "--force-fail-file", "/nonexistent/mysqlchk-off"];
+        let d = Daemon::start(
+            &[&flags[..], &["--ssl-mode", "VERIFY_IDENTITY", "--ssl-ca", path(&p.ca), "--ssl-no-resume"]].concat(),
+            Some("pw"),
+        );
+        for _ in 0..3 {
+            assert_eq!(d.get("/").status, 200);
+        }
+        assert_eq!(fake.tls_handshakes(), 3);
+        assert_eq!(fake.tls_resumptions(), 0, "every check verified the certificate afresh");
+        assert_eq!(handshakes(&d), (3, 0));
+    }
+
+    #[test]
+    fn metrics_count_resumed_handshakes_against_mariadb() {
+        let db = secure();
+        let addr = db.addr();
+        let flags = ["--mysql", &addr, "--user", "ssluser", "--force-fail-file", "/nonexistent/mysqlchk-off"];
+        let tls = ["--ssl-mode", "VERIFY_IDENTITY", "--ssl-ca", path(&pki().ca)];
+        let d = Daemon::start(&[&flags[..], &tls].concat(), Some("sslpass"));
+        assert_eq!(handshakes(&d), (0, 0));
+        for _ in 0..3 {
+            assert_eq!(d.get("/").status, 200);
+        }
+        assert_eq!(handshakes(&d), (1, 2), "MariaDB's TLS 1.3 tickets let later checks resume");
+        let d = Daemon::start(&[&flags[..], &tls, &["--ssl-no-resume"]].concat(), Some("sslpass"));
+        for _ in 0..3 {
+            assert_eq!(d.get("/").status, 200);
+        }
+        assert_eq!(handshakes(&d), (3, 0));
+    }
+
+    /// `mysqlchk_tls_handshakes_total` from the daemon's /metrics: (full, resumed).
+    fn handshakes(d: &Daemon) -> (u64, u64) {
+        let body = d.get("/metrics").body;
+        let count = |resumed: &str| -> u64 {
+            let series = format!("mysqlchk_tls_handshakes_total{{resumed=\"{resumed}\"}} ");
+            let line = body.lines().find_map(|l| l.strip_prefix(series.as_str()));
+            line.unwrap_or_else(|| panic!("no {series} in {body}")).parse().unwrap()
+        };
+        (count("no"), count("yes"))
     }
 
     #[test]
