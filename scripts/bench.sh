@@ -15,8 +15,10 @@
 #   TLS rows  the same MariaDB also serves TLS (a self-signed certificate made with openssl):
 #             floor (TLS) is the floor with TLS enforced (MYSQL_OPT_SSL_ENFORCE), mysqlchk-tls the
 #             TLS build (--features tls) with --ssl-mode REQUIRED. mysqlchk-tls resumes TLS
-#             sessions across checks; Connector/C makes a full handshake every time.
-#             Neither verifies the certificate (REQUIRED).
+#             sessions across checks; Connector/C makes a full handshake every time, and so does
+#             mysqlchk-tls --ssl-no-resume, the same build without resumption: the difference
+#             between the two mysqlchk-tls rows is what resumption saves. None verifies the
+#             certificate (REQUIRED).
 #
 # Figures, where they make sense: median and p99 latency of a check (a fresh connection,
 # `GET / HTTP/1.0`, read to EOF: scripts/bench/tool.c; the floor times its own loop), run in four
@@ -265,11 +267,13 @@ port=$("$tool" port)
 start ceiling "$port" "$ceiling_bin" "127.0.0.1:$port"
 port=$("$tool" port)
 start mysqlchk_tls "$port" "$tls_bin" $(chk_flags "$port") --ssl-mode REQUIRED
+port=$("$tool" port)
+start mysqlchk_tls_full "$port" "$tls_bin" $(chk_flags "$port") --ssl-mode REQUIRED --ssl-no-resume
 # A fresh MariaDB is slower for its first few hundred logins.
 "$work/floor" 127.0.0.1 "$dbport" haproxy hapass 300 >/dev/null
 # The machine is shared: interleaving spreads its slow spells over every contender alike.
 blocks=4
-http_rows=(floor mysqlchk mysqlchk_cache mysqlchk_keep ceiling floor_tls mysqlchk_tls)
+http_rows=(floor mysqlchk mysqlchk_cache mysqlchk_keep ceiling floor_tls mysqlchk_tls mysqlchk_tls_full)
 say "latency: $n checks each of ${http_rows[*]}, in $blocks interleaved blocks"
 for _ in $(seq "$blocks"); do
     for r in "${http_rows[@]}"; do block "$r" $((n / blocks)); done
@@ -277,7 +281,12 @@ done
 for r in "${http_rows[@]}"; do summarize "$r"; done
 R[floor.logins_s]=$(calc "${R[floor.ok]} / (${R[floor.wall_us]} / 1e6)" 0)
 R[floor_tls.logins_s]=$(calc "${R[floor_tls.ok]} / (${R[floor_tls.wall_us]} / 1e6)" 0)
-for r in mysqlchk mysqlchk_cache ceiling mysqlchk_tls; do
+# TLS handshakes by kind over the latency blocks, from the daemons' /metrics.
+for r in mysqlchk_tls mysqlchk_tls_full; do
+    R[$r.tls_resumed]=$(metric "${PORT[$r]}" 'mysqlchk_tls_handshakes_total{resumed="yes"}')
+    R[$r.tls_full]=$(metric "${PORT[$r]}" 'mysqlchk_tls_handshakes_total{resumed="no"}')
+done
+for r in mysqlchk mysqlchk_cache ceiling mysqlchk_tls mysqlchk_tls_full; do
     say "$r: wrk for ${wrk_s}s"
     loaded "$r"
 done
@@ -332,12 +341,17 @@ R[mysqlchk_tls.size_kb]=$(kib "$tls_bin")
 linkage() { if readelf -lW "$1" | grep -q INTERP; then echo dynamic; else echo static; fi; }
 
 # --- report ---------------------------------------------------------------------------------
-rows=(floor seed_cps50 seed mysqlchk mysqlchk_cache mysqlchk_keep ceiling floor_tls mysqlchk_tls)
+rows=(floor seed_cps50 seed mysqlchk mysqlchk_cache mysqlchk_keep ceiling floor_tls mysqlchk_tls mysqlchk_tls_full)
 declare -A label=([floor]="floor (Connector/C loop)" [seed_cps50]="seed, xinetd cps 50 10"
     [seed]="seed, xinetd cps lifted" [mysqlchk]="mysqlchk" [mysqlchk_cache]="mysqlchk --cache-ms 1000"
     [mysqlchk_keep]="mysqlchk --keep-session 30"
-    [ceiling]="ceiling (no check)" [floor_tls]="floor (TLS)" [mysqlchk_tls]="mysqlchk-tls REQUIRED")
+    [ceiling]="ceiling (no check)" [floor_tls]="floor (TLS)" [mysqlchk_tls]="mysqlchk-tls REQUIRED"
+    [mysqlchk_tls_full]="mysqlchk-tls no resume")
 v() { echo "${R[$1.$2]:--}"; }
+# What TLS session resumption saves per check: --ssl-no-resume minus the default.
+tls_saves_median_ms=$(calc "${R[mysqlchk_tls_full.median_ms]} - ${R[mysqlchk_tls.median_ms]}")
+tls_saves_cpu_ms=$(calc "${R[mysqlchk_tls_full.cpu_ms]} - ${R[mysqlchk_tls.cpu_ms]}" 4)
+tls_saves_db_cpu_ms=$(calc "${R[mysqlchk_tls_full.db_cpu_ms]} - ${R[mysqlchk_tls.db_cpu_ms]}" 4)
 {
     echo
     echo "mysqlchk: $build"
@@ -362,7 +376,10 @@ v() { echo "${R[$1.$2]:--}"; }
     echo "seed: checks/s from 50 threads of scripts/bench/tool.c (wrk reads its answers as errors); RSS peak is the largest"
     echo "      sampled sum over xinetd and its children, up to $(v seed max_procs) processes at once (Pss, shared pages shared out: $(v seed pss_peak_kb) KiB)."
     echo "seed, cps 50 10: $(v seed_cps50 refused) of $(v seed_cps50 checks) sequential checks refused, xinetd deactivated the service $(v seed_cps50 xinetd_deactivations) time(s); under load $(v seed_cps50 wrk_rate) checks/s answered 200, and $(v seed_cps50 wrk_errors) checks failed or were refused."
-    for r in mysqlchk mysqlchk_cache mysqlchk_tls; do
+    echo "TLS resumption: mysqlchk-tls resumed $(v mysqlchk_tls tls_resumed) of $(($(v mysqlchk_tls tls_resumed) + $(v mysqlchk_tls tls_full))) handshakes" \
+        "(--ssl-no-resume: $(v mysqlchk_tls_full tls_resumed) of $(($(v mysqlchk_tls_full tls_resumed) + $(v mysqlchk_tls_full tls_full))));" \
+        "it saves ${tls_saves_median_ms} ms of median latency, ${tls_saves_cpu_ms} ms of mysqlchk's CPU and ${tls_saves_db_cpu_ms} ms of mariadbd's per check."
+    for r in mysqlchk mysqlchk_cache mysqlchk_tls mysqlchk_tls_full; do
         echo "${label[$r]} under wrk: ${R[$r.wrk_requests]} requests, ${R[$r.db_logins]} logins ($(calc "${R[$r.wrk_requests]} / (${R[$r.db_logins]} > 0 ? ${R[$r.db_logins]} : 1)" 1) checks per login), $(v "$r" in_flight) logins in flight on average, peak $(v "$r" db_peak_connections) database connection(s)."
     done
     echo
@@ -435,6 +452,8 @@ if [[ -n $json ]]; then
         done
         printf '\n  },\n  "ratios": {"mysqlchk_over_floor_median": %s, "seed_over_mysqlchk_median": %s, "mysqlchk_over_ceiling_wrk": %s, "mysqlchk_cache_over_ceiling_wrk": %s, "mysqlchk_tls_over_floor_tls_median": %s, "mysqlchk_tls_over_floor_tls_cpu": %s},\n' \
             "$ratio_floor" "$ratio_seed" "$ratio_ceiling" "$ratio_ceiling_cache" "$ratio_tls" "$ratio_tls_cpu"
+        printf '  "tls_resumption_saves_per_check": {"median_ms": %s, "cpu_ms": %s, "db_cpu_ms": %s},\n' \
+            "$tls_saves_median_ms" "$tls_saves_cpu_ms" "$tls_saves_db_cpu_ms"
         printf '  "targets": [\n'
         sep=""
         for t in "${targets[@]}"; do
