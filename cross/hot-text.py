@@ -1,0 +1,177 @@
+"""cross/hot-text.sh's arithmetic: executed code -> input sections -> linker script patterns.
+
+  hot-text.py trace MAP ICF NM OUT CG...     callgrind traces -> OUT, the hot (file, section)s
+  hot-text.py faults MAP NM OUT PERF...      `perf script -F ip,sym,symoff` page faults in .text
+                                             (the cold part) -> appended to OUT
+  hot-text.py script ICF SECTIONS -- HAND... the linker script, on stdout
+"""
+import bisect
+import re
+import sys
+
+
+def text_sections(map_path):
+    """(vma, size, file, section) of every input section of .text and .text.hot, from lld's
+    map: VMA LMA SIZE ALIGN, then output section, input section or symbol by indentation."""
+    secs, out = [], None
+    for line in open(map_path):
+        m = re.match(r'^\s*([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)\s+\d+ (.*)$', line.rstrip('\n'))
+        if not m:
+            continue
+        rest = m.group(3)
+        indent = len(rest) - len(rest.lstrip(' '))
+        if indent == 0:
+            out = rest.strip()
+        elif indent == 8 and out in ('.text', '.text.hot'):
+            f = re.match(r'(.*):\((.*)\)$', rest.strip())
+            if f:
+                secs.append((int(m.group(1), 16), int(m.group(2), 16), f.group(1), f.group(2), out))
+    secs.sort()
+    return secs
+
+
+def symbols(nm_path):
+    syms = {}
+    for line in open(nm_path):
+        f = line.split()
+        if len(f) == 4:
+            syms[f[3]] = int(f[0], 16)
+    return syms
+
+
+def containing(secs, addrs):
+    starts = [s[0] for s in secs]
+    for a in sorted(addrs):
+        i = bisect.bisect_right(starts, a) - 1
+        if i >= 0 and a < secs[i][0] + secs[i][1]:
+            yield secs[i]
+
+
+def trace(map_path, icf_path, nm_path, out_path, cg_paths):
+    """Executed instruction addresses (callgrind --dump-instr=yes: absolute, +N, -N or *) of
+    each trace, less the address valgrind loaded the binary at: most functions' lowest executed
+    address is their entry."""
+    syms = symbols(nm_path)
+    executed = set()
+    for path in cg_paths:
+        names, fn, cur, lowest, addrs = {}, None, 0, {}, set()
+        for line in open(path):
+            m = re.match(r'(c?fn)=\((\d+)\)(?: (.*))?', line)
+            if m:
+                if m.group(3):
+                    names[m.group(2)] = m.group(3).strip()
+                if m.group(1) == 'fn':
+                    fn = names.get(m.group(2))
+                continue
+            tok = line.split(None, 1)[0] if line.strip() else ''
+            if tok.startswith('0x'):
+                cur = int(tok, 16)
+            elif tok[:1] in '+-' and tok[1:].isdigit():
+                cur += int(tok)
+            elif tok != '*':
+                continue
+            addrs.add(cur)
+            if fn in syms:
+                lowest[fn] = min(lowest.get(fn, cur), cur)
+        votes = {}
+        for fn, a in lowest.items():
+            votes[a - syms[fn]] = votes.get(a - syms[fn], 0) + 1
+        base = max(votes, key=votes.get)
+        print('hot-text: %s loaded at %#x' % (path.rsplit('/', 1)[-1], base), file=sys.stderr)
+        executed |= {a - base for a in addrs}
+    hot = {(s[2], s[3]): s[1] for s in containing(text_sections(map_path), executed)}
+    if not hot:
+        sys.exit('hot-text: no executed section found: is the map from the traced binary?')
+    print('hot-text: %d sections, %d bytes executed' % (len(hot), sum(hot.values())), file=sys.stderr)
+    with open(out_path, 'w') as out:
+        for f, sec in hot:
+            out.write('%s %s\n' % (f, sec))
+
+
+def faults(map_path, nm_path, out_path, perf_paths):
+    """Instruction fetches that faulted in the cold .text: code the traces missed."""
+    syms = symbols(nm_path)
+    addrs = set()
+    for path in perf_paths:
+        for line in open(path):
+            m = re.match(r'\s*[0-9a-f]+\s+(\S+)\+0x([0-9a-f]+)$', line.rstrip())
+            if m and m.group(1) in syms:
+                addrs.add(syms[m.group(1)] + int(m.group(2), 16))
+    cold = {(s[2], s[3]) for s in containing(text_sections(map_path), addrs) if s[4] == '.text'}
+    for f, sec in sorted(cold):
+        print('hot-text: executed but not traced: %s' % sec, file=sys.stderr)
+    with open(out_path, 'a') as out:
+        for f, sec in sorted(cold):
+            out.write('%s %s\n' % (f, sec))
+    return len(cold)
+
+
+def rust(name):
+    """A v0 symbol with crate and impl disambiguators, back-references, the instantiating crate
+    of a generic and LLVM's .N suffixes as wildcards: they differ per target, per dependency set
+    and per build (which crate's copy of a generic LTO keeps is arbitrary)."""
+    name = re.sub(r'\.[0-9]+$', '', name)
+    name = re.sub(r'Cs[0-9A-Za-z]*_', 'C*', name)
+    name = re.sub(r'B[0-9A-Za-z]*_', 'B*_', name)
+    name = re.sub(r'([MXY])s[0-9A-Za-z]*_', r'\1*', name)
+    # A path ends in an identifier or a generic argument list; a crate (C and its
+    # length-prefixed name, or a back-reference) at the very end is the instantiating crate.
+    if name.endswith('B*_'):
+        return name[:-3] + '*'
+    i = name.rfind('C*')
+    m = re.fullmatch(r'(\d+)(\w+)', name[i + 2:]) if i > 3 else None
+    if m and len(m.group(2)) == int(m.group(1)):
+        return name[:i] + '*'
+    return name + '*'
+
+
+def pattern(f, sec):
+    member = re.search(r'\(([^)]*)\)$', f)
+    base = member.group(1) if member else f.rsplit('/', 1)[-1]
+    if sec == '.text':
+        # An assembly object: its build-hash prefix goes.
+        return '*%s(.text)' % re.sub(r'^[0-9a-f]{16}-', '', base)
+    if '._R' in sec:
+        prefix, name = sec.split('._R', 1)
+        return '*(%s._%s)' % (prefix, rust('R' + name))
+    return '*(%s)' % re.sub(r'\.[0-9]+$', '*', re.sub(r'ring_core_[0-9_]*__', 'ring_core_*__', sec))
+
+
+def script(icf_path, sections_path, hand):
+    hot = [tuple(line.rstrip('\n').split(' ', 1)) for line in open(sections_path)]
+    # Sections the linker folds together with a hot one come along: any of them may be the
+    # copy it keeps.
+    groups, kept = {}, None
+    for line in open(icf_path):
+        m = re.match(r'\s*(selected|removing identical) section (.*):\((.*)\)$', line.rstrip())
+        if m:
+            if m.group(1) == 'selected':
+                kept = m.group(3)
+                groups[kept] = []
+            groups[kept].append((m.group(2), m.group(3)))
+    by_member = {sec: members for members in groups.values() for _, sec in members}
+    patterns = []
+    for f, sec in hot + [m for _, sec in hot for m in by_member.get(sec, [])]:
+        p = pattern(f, sec)
+        if p not in patterns:
+            patterns.append(p)
+    patterns += [p for p in hand if p not in patterns]
+    print('/* Generated by cross/hot-text.sh: the code a running mysqlchk executes, first and')
+    print('   together (cross/release.toml links every release build with it). Do not edit. */')
+    print('SECTIONS {\n  .text.hot : {')
+    for p in patterns:
+        print('    ' + p)
+    print('  }\n} INSERT BEFORE .text;')
+
+
+if __name__ == '__main__':
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == 'trace':
+        trace(args[0], args[1], args[2], args[3], args[4:])
+    elif cmd == 'faults':
+        print(faults(args[0], args[1], args[2], args[3:]))
+    elif cmd == 'script':
+        split = args.index('--')
+        script(args[0], args[1], args[split + 1:])
+    else:
+        sys.exit(__doc__)

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Writes cross/hot-text.ld, the linker script cross/release.toml gives every release build: the
+# functions a running daemon executes, placed first and together in an output section .text.hot
+# before .text. The kernel maps a binary's pages 64 KiB at a time around each page fault
+# (fault-around), so code spread over the whole binary makes nearly all of it resident; packed
+# together it costs a few windows, and the idle RSS of the TLS build drops by about 250 KiB.
+#
+# How: an unstripped x86_64 TLS release build (its linker map and a --reproduce archive) runs
+# under valgrind's callgrind against a throwaway MariaDB with TLS: start-up, then checks with
+# --ssl-mode REQUIRED, VERIFY_IDENTITY and DISABLED, /metrics and an agent check. Every executed
+# instruction names its input section in the map; functions the linker folded together
+# (--icf=all) come along. Crate disambiguators and back-references in the mangled names become
+# `*`, so one list serves every target. To it come, by hand, code that callgrind cannot see or
+# that depends on the machine (see HAND below). Then, with perf, the same checks run natively
+# on a build linked with the list, recording page faults: code that still faults outside
+# .text.hot joins the list (cross/hot-text.py does the arithmetic).
+#
+# A name missing from the list only costs memory, never correctness: the function lands in .text
+# as before. Run it again when the code changes much (`cross/sizes.sh` and scripts/bench.sh show
+# the effect). Needs valgrind, gcc, openssl and MariaDB (installed if missing), and perf for the
+# native rounds. HOT_TEXT_KEEP=1 keeps the traces, the map and the logs in target/hot-text/work.
+#
+# Usage: cross/hot-text.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source cross/lib.sh
+export PATH="$PATH:/usr/sbin:/sbin"
+
+target=x86_64-unknown-linux-musl
+apt_install valgrind gcc libc6-dev openssl mariadb-server mariadb-client python3
+source scripts/lib/throwaway.sh
+throwaway_init
+gcc -O2 -Wall -pthread -o "$work/tool" scripts/bench/tool.c
+tool="$work/tool"
+
+# The release build itself (any other profile setting, even strip, changes which copies of
+# generic functions LTO keeps and what they are called), linked once more without --strip-all
+# from its --reproduce archive: the same code at the same addresses, with symbols.
+log "building the x86_64 TLS release build"
+export CARGO_TARGET_DIR=$PWD/target/hot-text
+release_build "$target" --quiet --features tls \
+    --config "target.$target.rustflags=[\"-Clink-arg=--reproduce=$work/link.tar\"]"
+mkdir "$work/link"
+tar -xf "$work/link.tar" -C "$work/link"
+link_dir=$(echo "$work/link"/*)
+lld="$(rustc "+$toolchain" --print sysroot)/lib/rustlib/$(rustc "+$toolchain" -vV | sed -n 's/^host: //p')/bin/rust-lld"
+# relink NAME LLD-ARGS...: $link_dir/NAME.bin and NAME.map, unstripped.
+relink() {
+    local name=$1
+    shift
+    (cd "$link_dir" && grep -v -e '^--strip-all$' -e '^--script ' response.txt >relink.txt &&
+        "$lld" -flavor gnu @relink.txt "$@" --Map "$name.map" -o "$name.bin")
+}
+relink traced --script "$(grep -m1 '^--script ' "$link_dir/response.txt" | cut -d' ' -f2-)"
+bin=$link_dir/traced.bin
+cp "$link_dir/traced.map" "$work/map.txt"
+
+# The folded sections: the same link again without this script (the linker folds only within
+# one output section, so the script would split the groups), printing them.
+relink unordered --print-icf-sections >"$work/icf.txt"
+
+# A CA and a server certificate for localhost and 127.0.0.1, so that VERIFY_IDENTITY passes.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=hot-text-ca \
+    -keyout "$work/ca-key.pem" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout "$work/tls-key.pem" -out "$work/tls.csr" 2>/dev/null
+openssl x509 -req -in "$work/tls.csr" -CA "$work/ca.pem" -CAkey "$work/ca-key.pem" -days 2 \
+    -extfile <(echo "subjectAltName=DNS:localhost,IP:127.0.0.1") -out "$work/tls.pem" 2>/dev/null
+dbport=$("$tool" port)
+log "starting a throwaway MariaDB with TLS on 127.0.0.1:$dbport"
+throwaway_mariadb "$dbport" "" --ssl-cert="$work/tls.pem" --ssl-key="$work/tls-key.pem" || exit 1
+
+# run NAME HOST COMMAND...: the daemon as COMMAND ... mysqlchk FLAGS (the end of COMMAND is the
+# binary; FLAGS follow after --), checking HOST:$dbport: start-up, 20 checks, /metrics, one
+# agent check, SIGTERM (SIGINT for perf, which stops the daemon with it).
+run() {
+    local name=$1 host=$2 port agent pid cmd=() flags=()
+    shift 2
+    while [[ $1 != -- ]]; do cmd+=("$1"); shift; done
+    shift
+    flags=("$@")
+    port=$("$tool" port) agent=$("$tool" port)
+    MYSQLCHK_PASSWORD=hapass "${cmd[@]}" --listen "127.0.0.1:$port" --agent-listen "127.0.0.1:$agent" \
+        --mysql "$host:$dbport" --user haproxy --force-fail-file /nonexistent/path --log-level warn \
+        "${flags[@]}" 2>"$work/$name.log" &
+    pid=$!
+    pids+=("$pid")
+    for _ in $(seq 300); do
+        [[ $("$tool" http "$port" 1) == *ok=1* ]] && break
+        sleep 0.1
+    done
+    "$tool" http "$port" 20 >/dev/null
+    exec 4<>"/dev/tcp/127.0.0.1/$port"
+    printf 'GET /metrics HTTP/1.0\r\n\r\n' >&4
+    cat <&4 >/dev/null
+    exec 4<>"/dev/tcp/127.0.0.1/$agent"
+    printf '/\n' >&4
+    cat <&4 >/dev/null
+    exec 4<&-
+    kill "$([[ ${cmd[0]} == perf ]] && echo -INT || echo -TERM)" "$pid"
+    wait "$pid" || true
+}
+# scenarios NAME WRAPPER...: the three ways of checking the list is made from, the daemon run as
+# WRAPPER ... BINARY, where @ in WRAPPER becomes each run's name.
+scenarios() {
+    local name=$1
+    shift
+    run "$name-required" 127.0.0.1 "${@//@/$name-required}" -- --ssl-mode REQUIRED
+    run "$name-verify" localhost "${@//@/$name-verify}" -- --ssl-mode VERIFY_IDENTITY --ssl-ca "$work/ca.pem"
+    run "$name-plain" 127.0.0.1 "${@//@/$name-plain}" --
+}
+log "tracing under callgrind"
+scenarios trace valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$work/@.cg" "$bin"
+for s in required verify plain; do
+    [[ -s $work/trace-$s.cg ]] || die "callgrind wrote nothing for $s: $(cat "$work/trace-$s.log")"
+done
+
+# Added by hand, because callgrind cannot see them or they depend on the machine:
+# - libc's string functions: valgrind runs its own instead;
+# - ring's assembly (whole objects) and ring::aead: picked by CPU feature at run time (SHA-NI,
+#   AVX2, VAES, ADX on x86_64; NEON and the crypto extensions on ARM), and valgrind's CPU has
+#   fewer features than the real one.
+HAND=(
+    '*(.text.memcpy)' '*(.text.memmove)' '*(.text.memset)' '*(.text.memcmp)' '*(.text.bcmp)'
+    '*(.text.memchr)' '*(.text.strlen)' '*(.text.strnlen)' '*(.text.strcmp)' '*(.text.strncmp)'
+    '*(.text.strchr)' '*(.text.strchrnul)'
+    '*memcpy.o(.text)' '*memmove.o(.text)' '*memset.o(.text)' '*memcpy.lo(.text)' '*memmove.lo(.text)'
+    '*memset.lo(.text)'
+    '*aes*(.text*)' '*ghash*(.text*)' '*gcm*(.text*)' '*sha256*(.text*)' '*sha512*(.text*)' '*p256*(.text*)'
+    '*x25519*(.text*)' '*curve25519*(.text*)'
+    '*(.text._R*4ring4aead*)'
+)
+# And the async runtime and the daemon's serving modules whole: their rare paths (contention,
+# eviction, timers under load) would otherwise each fault in a cold window some day.
+for crate in 3std 8async_io 14async_executor 10async_task 13async_channel 16concurrent_queue \
+    14event_listener 7polling 7parking 4slab 9async_net 12async_signal 20signal_hook_registry \
+    8mysqlchk6server 8mysqlchk5check 8mysqlchk4http 8mysqlchk7profile 8mysqlchk7metrics 8mysqlchk4link; do
+    # A crate's own functions (its name first in the path), cold-marked ones too.
+    HAND+=("*(.text._R*C*${crate}*)" "*(.text.unlikely._R*C*${crate}*)")
+done
+
+nm -S --defined-only "$bin" >"$work/nm.txt"
+python3 cross/hot-text.py trace "$work/map.txt" "$work/icf.txt" "$work/nm.txt" "$work/sections.txt" "$work"/trace-*.cg
+write_script() {
+    python3 cross/hot-text.py script "$work/icf.txt" "$work/sections.txt" -- "${HAND[@]}" >"$work/hot-text.ld"
+}
+write_script
+
+# Then natively: the traced build's objects linked with the script, run under perf recording page
+# faults. An instruction fetch that faults in the cold .text is code the traces missed (another
+# CPU's paths, a race); it joins the list, until a round finds none.
+if command -v perf >/dev/null; then
+    for round in 1 2 3 4 5 6 7 8; do
+        cp "$work/hot-text.ld" "$link_dir/refine.ld"
+        relink refine --script refine.ld
+        nm -S --defined-only "$link_dir/refine.bin" >"$work/refine-nm.txt"
+        rm -f "$work"/*.perf "$work"/*.faults
+        for n in 1 2 3; do
+            scenarios "refine-$n" perf record -q -e page-faults -c 1 -o "$work/@.perf" "$link_dir/refine.bin"
+        done
+        for f in "$work"/*.perf; do perf script -i "$f" -F ip,sym,symoff >"${f%.perf}.faults" 2>/dev/null; done
+        new=$(python3 cross/hot-text.py faults "$link_dir/refine.map" "$work/refine-nm.txt" \
+            "$work/sections.txt" "$work"/refine-*.faults)
+        log "native round $round: $new function(s) executed outside the list"
+        [[ $new == 0 ]] && break
+        write_script
+    done
+else
+    log "no perf: the list is callgrind's alone (Debian: apt-get install linux-perf)"
+fi
+
+mv "$work/hot-text.ld" cross/hot-text.ld
+# HOT_TEXT_KEEP=1: the map, the traces and the logs stay in target/hot-text/work.
+if [[ ${HOT_TEXT_KEEP:-} == 1 ]]; then
+    rm -rf target/hot-text/work
+    mkdir target/hot-text/work
+    cp "$work"/*.cg "$work"/*.log "$work"/*.txt "$work"/*.faults target/hot-text/work/ 2>/dev/null || true
+fi
+log "wrote cross/hot-text.ld: $(grep -c '^    ' cross/hot-text.ld) patterns"
