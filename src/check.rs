@@ -450,7 +450,7 @@ async fn ask(
     let plan = kind.plan(Flavor::from_version(version));
     // --query with the probe riding along (profile::with_probe).
     let folded =
-        if plan.first() == Some(&PROBE) && session.multi_statements() { profile::with_probe(&cfg.query) } else { None };
+        if plan.first() == Some(&PROBE) { profile::with_probe(&cfg.query, session.multi_statements()) } else { None };
     // The session is idle, so it takes the query.
     let _ = session.query(folded.as_deref().unwrap_or(&cfg.query));
     // Query 0 is --query, query i > 0 is plan[i - 1]; `next` is the one to send next, and

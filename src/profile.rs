@@ -86,15 +86,27 @@ impl Flavor {
 /// server answers one row.
 pub const PROBE: Step = Step { sql: &["SELECT 1 FROM (SELECT 1) AS mysqlchk_probe"], keep: Keep::All };
 
-/// `--query` and the [`PROBE`] as one multi-statement, for a server that agreed to
-/// CLIENT_MULTI_STATEMENTS: the probe then costs no round trip of its own. Its reply is the
-/// query's result, or the first ERR (a refused probe's 1047). The newline ends a trailing `--`
-/// or `#` comment. `None` for a query with a semicolon anywhere: `select 1; -- why` would leave
-/// an empty statement (an error), and telling that apart needs an SQL lexer; such a query and
-/// the probe go one after the other.
-pub fn with_probe(query: &str) -> Option<String> {
-    (!query.contains(';')).then(|| format!("{}\n;{}", query.trim_end(), PROBE.sql[0]))
+/// `--query` with the [`PROBE`] riding along, so that the probe costs no round trip of its own.
+/// The default query reads its value from the probe's derived table: one statement, one result
+/// (and one wait for it). Any other query and the probe go as one multi-statement, for a server
+/// that agreed to CLIENT_MULTI_STATEMENTS (`multi_statements`); its reply is the query's result,
+/// or the first ERR (a refused probe's 1047), and the newline ends a trailing `--` or `#`
+/// comment. `None` for a query with a semicolon anywhere: `select 1; -- why` would leave an
+/// empty statement (an error), and telling that apart needs an SQL lexer; such a query and the
+/// probe go one after the other.
+pub fn with_probe(query: &str, multi_statements: bool) -> Option<String> {
+    if query.trim().eq_ignore_ascii_case(DEFAULT_QUERY) {
+        return Some(DEFAULT_QUERY_PROBED.to_string());
+    }
+    (multi_statements && !query.contains(';')).then(|| format!("{}\n;{}", query.trim_end(), PROBE.sql[0]))
 }
+
+/// `--query`'s default.
+pub const DEFAULT_QUERY: &str = "select @@hostname";
+
+/// The default query reading from the [`PROBE`]'s derived table: the same value, and the same
+/// refusal (1047) from a Galera node that takes no queries.
+const DEFAULT_QUERY_PROBED: &str = "SELECT @@hostname FROM (SELECT 1) AS mysqlchk_probe";
 
 /// What a Galera node that takes no queries answers ("WSREP has not yet prepared node for
 /// application use").
@@ -555,12 +567,25 @@ mod tests {
 
     #[test]
     fn the_probe_folds_into_any_query_as_a_second_statement() {
-        let folded = "select @@hostname\n;SELECT 1 FROM (SELECT 1) AS mysqlchk_probe";
-        assert_eq!(with_probe("select @@hostname").as_deref(), Some(folded));
-        assert_eq!(with_probe("select @@hostname \n").as_deref(), Some(folded));
-        assert!(with_probe("select 1 -- why").is_some_and(|q| q.contains("-- why\n;SELECT")), "the comment ends");
-        assert_eq!(with_probe("select 1; -- why"), None, "would leave an empty statement");
-        assert_eq!(with_probe("select ';'"), None, "no lexer: any semicolon goes the long way");
+        let folded = "select @@version\n;SELECT 1 FROM (SELECT 1) AS mysqlchk_probe";
+        assert_eq!(with_probe("select @@version", true).as_deref(), Some(folded));
+        assert_eq!(with_probe("select @@version \n", true).as_deref(), Some(folded));
+        assert_eq!(with_probe("select @@version", false), None, "two statements need multi-statements");
+        assert!(with_probe("select 1 -- why", true).is_some_and(|q| q.contains("-- why\n;SELECT")), "the comment ends");
+        assert_eq!(with_probe("select 1; -- why", true), None, "would leave an empty statement");
+        assert_eq!(with_probe("select ';'", true), None, "no lexer: any semicolon goes the long way");
+    }
+
+    #[test]
+    fn the_default_query_reads_its_value_through_the_probe() {
+        // One statement: one result to wait for, and no multi-statements needed.
+        for multi in [true, false] {
+            for q in ["select @@hostname", "SELECT @@hostname \n"] {
+                let probed = with_probe(q, multi).unwrap();
+                assert_eq!(probed, "SELECT @@hostname FROM (SELECT 1) AS mysqlchk_probe");
+                assert!(!probed.contains(';') && probed.ends_with(PROBE.sql[0].rsplit(" FROM ").next().unwrap()));
+            }
+        }
     }
 
     #[test]
