@@ -356,3 +356,30 @@ fn a_dead_first_address_costs_a_quarter_second_not_the_deadline() {
     let stream = smol::block_on(mysqlchk::check::connect_any(&[refused, good])).unwrap();
     assert_eq!(stream.get_ref().peer_addr().unwrap(), good);
 }
+
+// --- the phase a failure is reported in ---------------------------------------------------------
+
+/// A fresh login does not wait for the TCP connection to complete (the greeting's readability
+/// says it), yet the log still tells a refused or unanswered connection from a server that
+/// accepted and never greeted.
+#[test]
+fn the_log_tells_a_failed_connect_from_a_server_that_never_greets() {
+    let dir = TempDir::new("phases");
+    let off = dir.path("off");
+    let run = |target: &str, name: &str| -> String {
+        let log = dir.join(name);
+        let args = ["--mysql", target, "--timeout", "300", "--force-fail-file", &off, "--log-level", "info"];
+        let d = Daemon::start_logging(&args, Some("pw"), Some(&log));
+        assert_eq!(d.get("/").status, 503);
+        drop(d);
+        std::fs::read_to_string(&log).unwrap()
+    };
+    // Nobody listens: refused.
+    let closed = format!("127.0.0.1:{}", free_port());
+    let text = run(&closed, "refused");
+    assert!(text.contains("connect failed: Connection refused"), "{text}");
+    // Accepts (the kernel completes the handshake: a backlog) and never says a word.
+    let mute = TcpListener::bind("127.0.0.1:0").unwrap();
+    let text = run(&mute.local_addr().unwrap().to_string(), "mute");
+    assert!(text.contains("timeout after 300 ms during login"), "{text}");
+}
