@@ -68,11 +68,7 @@ fn daemon(fake: &FakeServer, timeout_ms: u64, pw: Option<&str>) -> Daemon {
 
 /// Waits (5 s at most) for `cond`: the fake counts on its own threads.
 fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::eventually(what, Duration::from_secs(5), cond);
 }
 
 fn assert_ok(code: i32, out: &str, value: &str, fake: &FakeServer) {

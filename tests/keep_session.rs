@@ -60,11 +60,7 @@ fn until_down(d: &Daemon, within: Duration) -> common::Response {
 
 /// Waits up to 10 s for `f` to hold.
 fn eventually(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::eventually(what, Duration::from_secs(10), f);
 }
 
 #[test]

@@ -222,40 +222,36 @@ CREATE USER IF NOT EXISTS 'edssl'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('edp
         assert_eq!(fake.rsa_exchanges(), 1);
     }
 
-    #[test]
-    fn later_checks_resume_the_tls_session() {
+    /// Three checks against the fake TLS server with VERIFY_IDENTITY and `extra` flags: the
+    /// fake's resumptions, and the daemon's (full, resumed) handshake counters.
+    fn three_tls_checks(extra: &[&str]) -> (usize, (u64, u64)) {
         let p = pki();
         let fake = FakeServer::start(Scenario::new(Auth::Native, "pw").tls(p.server.server_config()));
         let target = fake.target();
         let flags = ["--mysql", &target, "--user", "u", "--force-fail-file", "/nonexistent/mysqlchk-off"];
         let d = Daemon::start(
-            &[&flags[..], &["--ssl-mode", "VERIFY_IDENTITY", "--ssl-ca", path(&p.ca)]].concat(),
+            &[&flags[..], &["--ssl-mode", "VERIFY_IDENTITY", "--ssl-ca", path(&p.ca)], extra].concat(),
             Some("pw"),
         );
         for _ in 0..3 {
             assert_eq!(d.get("/").status, 200);
         }
         assert_eq!(fake.tls_handshakes(), 3);
-        assert_eq!(fake.tls_resumptions(), 2, "the first check's session is resumed by the next two");
-        assert_eq!(handshakes(&d), (1, 2));
+        (fake.tls_resumptions(), handshakes(&d))
+    }
+
+    #[test]
+    fn later_checks_resume_the_tls_session() {
+        let (resumed, counters) = three_tls_checks(&[]);
+        assert_eq!(resumed, 2, "the first check's session is resumed by the next two");
+        assert_eq!(counters, (1, 2));
     }
 
     #[test]
     fn ssl_no_resume_makes_a_full_handshake_every_check() {
-        let p = pki();
-        let fake = FakeServer::start(Scenario::new(Auth::Native, "pw").tls(p.server.server_config()));
-        let target = fake.target();
-        let flags = ["--mysql", &target, "--user", "u", "--force-fail-file", "/nonexistent/mysqlchk-off"];
-        let d = Daemon::start(
-            &[&flags[..], &["--ssl-mode", "VERIFY_IDENTITY", "--ssl-ca", path(&p.ca), "--ssl-no-resume"]].concat(),
-            Some("pw"),
-        );
-        for _ in 0..3 {
-            assert_eq!(d.get("/").status, 200);
-        }
-        assert_eq!(fake.tls_handshakes(), 3);
-        assert_eq!(fake.tls_resumptions(), 0, "every check verified the certificate afresh");
-        assert_eq!(handshakes(&d), (3, 0));
+        let (resumed, counters) = three_tls_checks(&["--ssl-no-resume"]);
+        assert_eq!(resumed, 0, "every check verified the certificate afresh");
+        assert_eq!(counters, (3, 0));
     }
 
     #[test]

@@ -163,12 +163,8 @@ fn single_flight_waiters_are_answered_when_the_round_trip_in_flight_ends() {
 
 // --- 3. multi-source replication ------------------------------------------------------------
 
-fn until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn until(what: &str, ok: impl FnMut() -> bool) {
+    common::eventually(what, Duration::from_secs(30), ok);
 }
 
 #[test]

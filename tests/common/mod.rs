@@ -217,3 +217,13 @@ pub fn once(args: &[&str], password: Option<&str>) -> (i32, String) {
     let out = cmd.output().expect("run mysqlchk --once");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// Waits up to `within` for `ok` to hold, looking every 20 ms; panics with `what` if it never
+/// does. For counters and states that other threads or processes update.
+pub fn eventually(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "never happened within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
