@@ -93,10 +93,17 @@ fn galera_cluster_desync_reject_and_lost_quorum_are_judged_and_followed_by_hapro
         h.wait_for("galera", server, "UP", None);
     }
 
+    // HAProxy polls /galera too, and a request that arrives while its round trip is in flight
+    // shares it (single-flight): right after a change, /galera may still tell what that round
+    // trip, started before, found. So wait for one that started after. `/` and `/primary` have
+    // no such company.
+    let galera_says = |d: &Daemon, text: &str| d.get("/galera").body.contains(text);
+
     // A desynced node (as a donor or for a backup) is out unless donor_ok says otherwise.
     let t = Instant::now();
     cluster.nodes[0].sql("SET GLOBAL wsrep_desync=ON");
     cluster.wait_status(0, "wsrep_local_state_comment", "Donor/Desynced");
+    wait_until("GET /galera says Donor/Desynced", || galera_says(&daemons[0], "Donor/Desynced"));
     expect(&daemons[0].get("/galera"), 503, "wsrep_local_state 2 (Donor/Desynced)");
     expect(&daemons[0].get("/galera?donor_ok=1"), 200, "wsrep_local_state 2 (Donor/Desynced), cluster Primary");
     transition(&h, "galera", "g0", "DOWN", t);
@@ -109,10 +116,13 @@ fn galera_cluster_desync_reject_and_lost_quorum_are_judged_and_followed_by_hapro
     // Refusing queries by hand: down on every profile, not only /galera.
     for reject in ["ALL", "ALL_KILL"] {
         cluster.nodes[1].sql(&format!("SET GLOBAL wsrep_reject_queries={reject}"));
-        expect(&daemons[1].get("/galera"), 503, &format!("wsrep_reject_queries {reject}"));
+        let reason = format!("wsrep_reject_queries {reject}");
+        wait_until(&format!("GET /galera says {reason}"), || galera_says(&daemons[1], &reason));
+        expect(&daemons[1].get("/galera"), 503, &reason);
         expect(&daemons[1].get("/"), 503, "node refuses queries (1047)");
         expect(&daemons[1].get("/primary"), 503, "node refuses queries (1047)");
         cluster.nodes[1].sql("SET GLOBAL wsrep_reject_queries=NONE");
+        wait_until("GET /galera says Synced", || galera_says(&daemons[1], "Synced"));
         expect(&daemons[1].get("/galera"), 200, "Synced");
         expect(&daemons[1].get("/"), 200, "MySQL is running");
     }
@@ -123,6 +133,7 @@ fn galera_cluster_desync_reject_and_lost_quorum_are_judged_and_followed_by_hapro
     cluster.nodes[2].kill();
     cluster.wait_status(0, "wsrep_cluster_status", "non-Primary");
     eprintln!("galera: survivor non-Primary {} ms after SIGKILL", t.elapsed().as_millis());
+    wait_until("GET /galera says non-Primary", || galera_says(&daemons[0], "non-Primary"));
     expect(&daemons[0].get("/galera"), 503, "wsrep_cluster_status non-Primary");
     expect(&daemons[0].get("/galera?donor_ok=1"), 503, "wsrep_cluster_status non-Primary");
     expect(&daemons[0].get("/"), 503, "node refuses queries (1047)");
