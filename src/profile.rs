@@ -5,6 +5,7 @@
 //! [`Kind`] can share one database round trip and still be judged with their own parameters
 //! (e.g. different `max_lag`).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::mysql::resultset::Keep;
@@ -94,11 +95,11 @@ pub const PROBE: Step = Step { sql: &["SELECT 1 FROM (SELECT 1) AS mysqlchk_prob
 /// comment. `None` for a query with a semicolon anywhere: `select 1; -- why` would leave an
 /// empty statement (an error), and telling that apart needs an SQL lexer; such a query and the
 /// probe go one after the other.
-pub fn with_probe(query: &str, multi_statements: bool) -> Option<String> {
+pub fn with_probe(query: &str, multi_statements: bool) -> Option<Cow<'static, str>> {
     if query.trim().eq_ignore_ascii_case(DEFAULT_QUERY) {
-        return Some(DEFAULT_QUERY_PROBED.to_string());
+        return Some(Cow::Borrowed(DEFAULT_QUERY_PROBED));
     }
-    (multi_statements && !query.contains(';')).then(|| format!("{}\n;{}", query.trim_end(), PROBE.sql[0]))
+    (multi_statements && !query.contains(';')).then(|| Cow::Owned(format!("{}\n;{}", query.trim_end(), PROBE.sql[0])))
 }
 
 /// `--query`'s default.
