@@ -17,6 +17,7 @@ use async_io::Timer;
 use futures_lite::FutureExt;
 
 use crate::config::{CheckConfig, Password, Target};
+use crate::deadline::Deadline;
 use crate::flag::Flag;
 use crate::link::{load_tls, Link, TlsClient, TlsError};
 use crate::metrics::Metrics;
@@ -147,7 +148,7 @@ pub async fn gather(
     // still tell a connection that never completed from a server that never greeted.
     let connecting = RefCell::new(None);
     let deadline = async {
-        Timer::after(cfg.timeout).await;
+        Deadline::after(cfg.timeout).await;
         Err(Failure::Timeout(phase.get(), cfg.timeout))
     };
     let opened = Opener { cfg, phase: &phase, metrics, connecting: &connecting };
@@ -343,7 +344,7 @@ async fn round(
             // A stalled session gets half the deadline, a fresh login the rest.
             let share = cfg.timeout / 2;
             let stalled = async {
-                Timer::after(share).await;
+                Deadline::after(share).await;
                 Err(Failure::Timeout(Phase::Query, share))
             };
             match ask(&mut held.session, &mut held.link, buf, cfg, kind, phase).or(stalled).await {
@@ -773,7 +774,7 @@ impl Checker {
                 true
             };
             let expired = async {
-                Timer::at(limit).await;
+                Deadline::at(limit).await;
                 false
             };
             if !woken.or(expired).await {

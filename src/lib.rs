@@ -3,6 +3,7 @@
 //! * [`mysql`]: a sans-IO MySQL client (framing, handshake, auth plugins, text results).
 //! * [`http`]: a sans-IO HTTP request reader and response writer.
 //! * [`config`]: flags into a validated configuration.
+//! * [`deadline`]: deadlines that share one timer, so that setting one costs no system call.
 //! * [`flag`]: a one-shot "it happened" that tasks on this thread wait for.
 //! * [`metrics`]: counters rendered as Prometheus text.
 //! * [`profile`]: what each check path asks the server and how the answers are judged.
@@ -14,6 +15,7 @@
 
 pub mod check;
 pub mod config;
+pub mod deadline;
 pub mod flag;
 pub mod http;
 pub mod link;

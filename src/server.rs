@@ -16,6 +16,7 @@ use smol::LocalExecutor;
 
 use crate::check::{Checker, Verdict};
 use crate::config::{read_password_file, Config};
+use crate::deadline::Deadline;
 use crate::flag::Flag;
 use crate::http::{self, Status};
 use crate::net::{self, Client};
@@ -696,13 +697,13 @@ async fn read_first<T>(
     };
     let deadline = async {
         if silent_ok {
-            Timer::at(accepted + SILENT_WAIT).await;
+            Deadline::at(accepted + SILENT_WAIT).await;
             if received.get() == 0 {
                 return First::Silent;
             }
         }
         // A slow client gets the rest of the head deadline.
-        Timer::at(accepted + HEAD_DEADLINE).await;
+        Deadline::at(accepted + HEAD_DEADLINE).await;
         First::TimedOut
     };
     let first = reading.or(deadline).await;
