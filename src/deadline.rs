@@ -16,7 +16,7 @@
 //! for that wait cost most checks those six system calls.
 //!
 //! The timer's waker may be called on async-io's own thread, so the shared state is behind a
-//! mutex (never contended: the executor is single-threaded).
+//! mutex (held only for a few operations; the executor itself is single-threaded).
 
 use async_io::Timer;
 use std::future::Future;
@@ -71,6 +71,9 @@ impl Wake for Ring {
 
 /// Wakes the waiters whose deadline has passed and arms the timer at the earliest of the rest.
 fn rearm(shared: &mut Shared) {
+    // Unarmed first, so that nothing below can leave a past time armed: every later deadline
+    // would then count on a timer that is not there.
+    shared.armed = None;
     loop {
         let now = Instant::now();
         let mut next: Option<Instant> = None;
@@ -81,7 +84,6 @@ fn rearm(shared: &mut Shared) {
                 next = Some(waiter.when);
             }
         }
-        shared.armed = None;
         match next {
             Some(when) if !arm(shared, when) => continue,
             _ => return,
@@ -117,7 +119,8 @@ impl Future for Deadline {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if Instant::now() >= this.when {
+        let now = Instant::now();
+        if now >= this.when {
             this.forget();
             return Poll::Ready(());
         }
@@ -144,7 +147,8 @@ impl Future for Deadline {
                 this.slot = i + 1;
             }
         }
-        if shared.armed.is_none_or(|armed| this.when < armed) && !arm(shared, this.when) {
+        // An armed time already past is a ring still on its way (or lost): arm for this one too.
+        if shared.armed.is_none_or(|armed| this.when < armed || armed <= now) && !arm(shared, this.when) {
             rearm(shared);
         }
         Poll::Pending
@@ -172,14 +176,20 @@ mod tests {
     use super::*;
     use futures_lite::FutureExt;
 
-    // The tests share the one timer, so they run as one test, in order.
+    // The tests share the one timer, so they run as one test, in order. Spans are long enough
+    // that a stalled thread (qemu, a loaded machine) does not turn "not yet" into "already".
     #[test]
     fn deadlines_fire_on_time_and_share_one_timer() {
-        smol::block_on(async {
-            // Never early, and soon after.
-            let start = Instant::now();
-            Deadline::after(Duration::from_millis(30)).await;
-            assert!(start.elapsed() >= Duration::from_millis(30));
+        let ms = Duration::from_millis;
+        let watchdog = async {
+            async_io::Timer::after(Duration::from_secs(30)).await;
+            panic!("a deadline never fired");
+        };
+        smol::block_on(watchdog.or(async {
+            // Never before its time.
+            let when = Instant::now() + ms(30);
+            Deadline::at(when).await;
+            assert!(Instant::now() >= when);
 
             // A far deadline arms the timer; later ones, each waited on for a while, arm nothing.
             let far = Duration::from_secs(600);
@@ -197,31 +207,30 @@ mod tests {
             assert!(shared().waiters.len() <= 2, "their places are reused");
 
             // An earlier one re-arms it, fires on time, and the far one still waits.
-            let start = Instant::now();
-            let early = Deadline::after(Duration::from_millis(40));
+            let when = Instant::now() + ms(300);
             let first = async {
                 first.await;
                 "far"
             };
             let which = first.or(async {
-                early.await;
+                Deadline::at(when).await;
                 "early"
             });
             assert_eq!(which.await, "early");
-            assert!(start.elapsed() >= Duration::from_millis(40));
+            assert!(Instant::now() >= when);
             // Armed for the early one, then again for the far one when it fired: nothing else.
             assert_eq!(shared().arms, arms + 3);
 
-            // After firing, a waiter left behind re-arms it: a deadline waited on while the timer
-            // was armed for an earlier one that was dropped still fires.
-            let start = Instant::now();
-            let mut short = Deadline::after(Duration::from_millis(20));
+            // A deadline waited on while the timer is armed for an earlier one that is then
+            // dropped still fires: the timer fires for nobody and is armed anew for it.
+            let mut short = Deadline::after(ms(200));
             assert!(futures_lite::future::poll_once(&mut short).await.is_none());
-            let longer = Deadline::after(Duration::from_millis(60));
+            let when = Instant::now() + ms(400);
+            let longer = Deadline::at(when);
             drop(short);
             longer.await;
-            assert!(start.elapsed() >= Duration::from_millis(60));
+            assert!(Instant::now() >= when);
             assert_eq!(waiting(&shared()), 0);
-        });
+        }));
     }
 }
