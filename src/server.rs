@@ -207,8 +207,19 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, server: Rc<Server>) -> io::Resu
     Ok(())
 }
 
+/// How many finished TCP handshakes the kernel queues for us to accept (Linux caps it at
+/// `net.core.somaxconn`, 4096 by default). std listens with 128: a slowloris flood or a burst of
+/// checks from many proxies fills that while the daemon accepts one connection per wake-up, and
+/// a check whose SYN finds the queue full is dropped and retried a whole second later.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
 async fn bind(addr: &SocketAddr) -> io::Result<Async<TcpListener>> {
-    Async::<TcpListener>::bind(*addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+    let bound = Async::<TcpListener>::bind(*addr).and_then(|l| {
+        // Listening again only sets the backlog.
+        rustix::net::listen(l.get_ref(), LISTEN_BACKLOG)?;
+        Ok(l)
+    });
+    bound.map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
 /// Listening sockets passed by systemd socket activation (`LISTEN_FDS`, `LISTEN_PID`, as in

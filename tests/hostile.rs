@@ -158,6 +158,44 @@ fn slowloris_does_not_starve_a_fresh_check_and_memory_stays_small() {
     drop(idle);
 }
 
+/// Sends SIGSTOP to a process, and SIGCONT when dropped.
+struct Stopped(u32);
+
+impl Stopped {
+    fn new(pid: u32) -> Stopped {
+        assert!(Command::new("kill").args(["-STOP", &pid.to_string()]).status().unwrap().success());
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.0.to_string()]).status();
+    }
+}
+
+#[test]
+fn a_daemon_too_busy_to_accept_has_hundreds_of_connections_queued_not_dropped() {
+    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
+    let mut d = daemon(&fake, &[]);
+    assert_eq!(d.get("/").status, 200);
+    // A stopped daemon accepts nothing: the kernel queues finished handshakes up to the listen
+    // backlog and drops the SYNs beyond it, which their clients resend only a second later.
+    let mut queued = Vec::new();
+    {
+        let _stopped = Stopped::new(d.child.id());
+        for i in 0..600 {
+            match TcpStream::connect_timeout(&d.addr, Duration::from_millis(2500)) {
+                Ok(s) => queued.push(s),
+                Err(e) => panic!("connection {i} was not queued ({e}): the listen backlog is too small"),
+            }
+        }
+    }
+    drop(queued);
+    assert_eq!(d.get("/").status, 200, "the daemon serves on after the burst");
+    assert!(d.child.try_wait().unwrap().is_none(), "the daemon died");
+}
+
 /// Sends `request`, half-closes, and reads what comes back (a close without bytes is fine).
 fn abuse(d: &Daemon, request: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(d.addr).unwrap();
