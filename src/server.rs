@@ -2,7 +2,7 @@
 //! HTTP checks and HAProxy agent checks share one [`Checker`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
@@ -51,10 +51,11 @@ pub struct Server {
     pub checker: Checker,
     /// Connections open now.
     active: Cell<usize>,
-    /// Connections still waiting for their request, oldest first: the ones evicted when the
-    /// limit is reached, so idle sockets cannot starve real checks. Raising its flag wakes the
-    /// connection, which then closes.
-    waiting: RefCell<BTreeMap<u64, Rc<Flag>>>,
+    /// Connections still waiting for their request, oldest first (ids only grow, so the queue
+    /// stays sorted): the ones evicted when the limit is reached, so idle sockets cannot starve
+    /// real checks. Raising its flag wakes the connection, which then closes. A queue rather
+    /// than a map: at most [`MAX_CONNECTIONS`] entries, and a few KB less code.
+    waiting: RefCell<VecDeque<(u64, Rc<Flag>)>>,
     next_id: Cell<u64>,
 }
 
@@ -65,7 +66,7 @@ impl Server {
             config,
             checker,
             active: Cell::new(0),
-            waiting: RefCell::new(BTreeMap::new()),
+            waiting: RefCell::new(VecDeque::new()),
             next_id: Cell::new(0),
         })
     }
@@ -75,13 +76,13 @@ impl Server {
     /// refused.
     fn admit(self: &Rc<Server>) -> Option<Admission> {
         if self.active.get() >= MAX_CONNECTIONS {
-            let (_, oldest) = self.waiting.borrow_mut().pop_first()?;
+            let (_, oldest) = self.waiting.borrow_mut().pop_front()?;
             oldest.raise();
         }
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         let evicted = Rc::new(Flag::default());
-        self.waiting.borrow_mut().insert(id, evicted.clone());
+        self.waiting.borrow_mut().push_back((id, evicted.clone()));
         self.active.set(self.active.get() + 1);
         Some(Admission { server: self.clone(), id, evicted })
     }
@@ -118,7 +119,10 @@ struct Admission {
 impl Admission {
     /// The request has arrived (or the wait is over): no longer a candidate for eviction.
     fn settled(&self) {
-        self.server.waiting.borrow_mut().remove(&self.id);
+        let mut waiting = self.server.waiting.borrow_mut();
+        if let Ok(i) = waiting.binary_search_by_key(&self.id, |(id, _)| *id) {
+            waiting.remove(i);
+        }
     }
 
     /// Resolves when the server evicts this connection.
@@ -719,4 +723,43 @@ async fn read_first<T>(
     };
     let first = reading.or(deadline).await;
     (first, received.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argh::FromArgs;
+
+    fn server() -> Rc<Server> {
+        let args = crate::config::Args::from_args(&["mysqlchk"], &[]).expect("flags parse");
+        Server::new(Config::from_args(args, None).expect("the defaults make a configuration"))
+    }
+
+    #[test]
+    fn at_the_limit_the_oldest_connection_still_waiting_is_evicted_and_busy_ones_never_are() {
+        let s = server();
+        let mut admitted: Vec<Admission> = (0..MAX_CONNECTIONS).map(|_| s.admit().expect("room")).collect();
+        // Connections 0 and 1 got their requests: they are busy and never evicted.
+        admitted[0].settled();
+        admitted[1].settled();
+        let newest = s.admit().expect("room made by evicting a waiting connection");
+        assert!(!admitted[0].evicted.is_raised() && !admitted[1].evicted.is_raised());
+        assert!(admitted[2].evicted.is_raised(), "the oldest waiting connection makes room");
+        assert!(!admitted[3].evicted.is_raised());
+        // The evicted connection closes, and so does a busy one: a place is free.
+        drop(admitted.remove(2));
+        drop(admitted.remove(0));
+        assert_eq!(s.active.get(), MAX_CONNECTIONS - 1);
+        let another = s.admit().expect("the freed place");
+        assert!(admitted.iter().all(|a| !a.evicted.is_raised()), "a free place evicts nobody");
+        // All busy: a new connection is refused rather than evicting a check.
+        for a in admitted.iter().chain([&newest, &another]) {
+            a.settled();
+        }
+        assert!(s.admit().is_none());
+        assert_eq!(s.active.get(), MAX_CONNECTIONS);
+        drop(admitted);
+        assert_eq!(s.active.get(), 2);
+        assert!(s.waiting.borrow().is_empty());
+    }
 }
