@@ -37,7 +37,6 @@ struct Waiter {
     waker: Waker,
 }
 
-#[derive(Default)]
 struct Shared {
     /// When `timer` fires; `None` when it is not armed.
     armed: Option<Instant>,
