@@ -135,8 +135,9 @@ impl Drop for Daemon {
 }
 
 /// Spawns `command(addr)` for a free port on 127.0.0.1 and waits until it listens there. The port
-/// was only free a moment ago: another test may take it first, the process then exits (or a
-/// stranger answers our connect), so an early exit is retried on a new port a few times.
+/// was only free a moment ago: another test may take it first, and the process then exits, so an
+/// early exit is retried on a new port a few times. A stranger listening there is never taken
+/// for ours: the listening socket must be one of the child's descriptors.
 pub fn spawn_listening(what: &str, command: impl Fn(SocketAddr) -> Command) -> (Child, SocketAddr) {
     const ATTEMPTS: u32 = 5;
     for attempt in 1..=ATTEMPTS {
@@ -147,13 +148,8 @@ pub fn spawn_listening(what: &str, command: impl Fn(SocketAddr) -> Command) -> (
             if let Ok(Some(status)) = child.try_wait() {
                 break status;
             }
-            if TcpStream::connect(addr).is_ok() {
-                // Ours, unless it exits now because a stranger holds the port.
-                std::thread::sleep(Duration::from_millis(100));
-                match child.try_wait() {
-                    Ok(Some(status)) => break status,
-                    _ => return (child, addr),
-                }
+            if listens_on(child.id(), addr.port()) {
+                return (child, addr);
             }
             assert!(Instant::now() < deadline, "{what} did not start listening on {addr}");
             std::thread::sleep(Duration::from_millis(10));
@@ -161,6 +157,25 @@ pub fn spawn_listening(what: &str, command: impl Fn(SocketAddr) -> Command) -> (
         assert!(attempt < ATTEMPTS, "{what} exited early: {exited}");
     }
     unreachable!()
+}
+
+/// Whether process `pid` holds the socket listening on TCP `port` (IPv4): the listener's inode,
+/// from /proc/net/tcp, among the process's descriptors.
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else { return false };
+    let local = format!(":{port:04X}");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let listening = f.get(3) == Some(&"0A") && f.get(1).is_some_and(|a| a.ends_with(&local));
+            listening.then(|| f.get(9).map(|inode| format!("socket:[{inode}]"))).flatten()
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| inodes.iter().any(|i| l.as_os_str() == i.as_str())))
 }
 
 /// A raw HTTP response.
