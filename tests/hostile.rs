@@ -314,8 +314,11 @@ fn out_of_descriptors_backs_off_without_spinning_and_recovers() {
     let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
     let port = common::free_port();
     let nofail = temp_path("nofail-fd");
+    // Through the emulator when the tests run one (cross/test-target.sh), as common::mysqlchk()
+    // does, so the test needs no binfmt_misc registration.
+    let runner = std::env::var("MYSQLCHK_TEST_RUNNER").unwrap_or_default();
     let cmd = format!(
-        "ulimit -n 64 && exec {} --listen 127.0.0.1:{port} --mysql {} --timeout {TIMEOUT_MS} --force-fail-file {} --log-level error",
+        "ulimit -n 64 && exec {runner} {} --listen 127.0.0.1:{port} --mysql {} --timeout {TIMEOUT_MS} --force-fail-file {} --log-level error",
         common::bin(),
         fake.target(),
         nofail.display()
