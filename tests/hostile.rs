@@ -177,16 +177,9 @@ fn slowloris_does_not_starve_a_fresh_check_and_memory_stays_small() {
 }
 
 /// How many connections wait in the kernel's queue for the IPv4 listener on `port` to accept
-/// them (for a listening socket, /proc/net/tcp's rx_queue is that queue's length).
+/// them.
 fn accept_queue(port: u16) -> Option<u32> {
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let local = format!(":{port:04X}");
-    table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let listening = f.get(3) == Some(&"0A") && f.get(1).is_some_and(|a| a.ends_with(&local));
-        let queue = f.get(4)?.split(':').nth(1)?;
-        listening.then(|| u32::from_str_radix(queue, 16).ok()).flatten()
-    })
+    common::tcp_listeners(port).first().map(|&(queued, _)| queued)
 }
 
 /// Sends SIGSTOP to a process, and SIGCONT when dropped.

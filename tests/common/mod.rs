@@ -159,23 +159,30 @@ pub fn spawn_listening(what: &str, command: impl Fn(SocketAddr) -> Command) -> (
     unreachable!()
 }
 
-/// Whether process `pid` holds the socket listening on TCP `port` (IPv4): the listener's inode,
-/// from /proc/net/tcp, among the process's descriptors.
-pub fn listens_on(pid: u32, port: u16) -> bool {
-    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else { return false };
+/// The IPv4 sockets listening on TCP `port`, from /proc/net/tcp: for each, how many finished
+/// handshakes wait in its accept queue (a listener's rx_queue) and its inode.
+pub fn tcp_listeners(port: u16) -> Vec<(u32, String)> {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else { return Vec::new() };
     let local = format!(":{port:04X}");
-    let inodes: Vec<String> = table
+    table
         .lines()
         .skip(1)
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
             let listening = f.get(3) == Some(&"0A") && f.get(1).is_some_and(|a| a.ends_with(&local));
-            listening.then(|| f.get(9).map(|inode| format!("socket:[{inode}]"))).flatten()
+            let queued = u32::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok()?;
+            listening.then(|| Some((queued, f.get(9)?.to_string()))).flatten()
         })
-        .collect();
+        .collect()
+}
+
+/// Whether process `pid` holds the socket listening on TCP `port` (IPv4): the listener's inode
+/// among the process's descriptors.
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let sockets: Vec<String> = tcp_listeners(port).into_iter().map(|(_, inode)| format!("socket:[{inode}]")).collect();
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
     fds.flatten()
-        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| inodes.iter().any(|i| l.as_os_str() == i.as_str())))
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| sockets.iter().any(|s| l.as_os_str() == s.as_str())))
 }
 
 /// A raw HTTP response.
