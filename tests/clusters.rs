@@ -14,9 +14,6 @@ use common::mariadb::MariaDb;
 use common::replication::Pair;
 use common::{free_port, Daemon, Response, TempDir};
 
-/// Generous for a noisy 2-core box running three servers.
-const TIMEOUT_MS: &str = "3000";
-
 /// How HAProxy checks in these tests: a state flips after `fall` (or `rise`) results `inter`
 /// apart, so a change shows within `inter × fall` plus one check's duration.
 const INTER_MS: u64 = 500;
@@ -26,10 +23,7 @@ const MARGIN: Duration = Duration::from_secs(10);
 
 /// mysqlchk checking `db` as haproxy; the force-fail file lives in `dir` and never exists.
 fn daemon(db: &MariaDb, dir: &TempDir, extra: &[&str]) -> Daemon {
-    let (target, off) = (db.addr(), dir.path("off"));
-    let mut args = vec!["--mysql", &target, "--user", "haproxy", "--timeout", TIMEOUT_MS, "--force-fail-file", &off];
-    args.extend_from_slice(extra);
-    Daemon::start(&args, Some("hapass"))
+    db.checker(dir, extra)
 }
 
 #[track_caller]
@@ -243,9 +237,8 @@ fn through(port: u16) -> String {
 fn lag_weight_agent_lowers_haproxy_weight_while_the_real_replica_lags_and_restores_it() {
     let pair = Pair::start();
     let dir = TempDir::new("lagweight");
-    let agent = free_port();
-    let agent_addr = format!("127.0.0.1:{agent}");
-    let _r = daemon(&pair.replica, &dir, &["--agent-listen", &agent_addr, "--lag-weight"]);
+    let (_r, agent) = pair.replica.checker_with_agent(&dir, &["--lag-weight"]);
+    let agent = agent.port();
     // A plain TCP health check; the agent alone sets the weight, as a percentage of 100.
     let readers = format!(
         "listen readers\n    bind 127.0.0.1:{}\n    server r 127.0.0.1:{} check inter 300ms weight 100 \

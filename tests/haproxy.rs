@@ -5,7 +5,6 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -13,9 +12,6 @@ use std::time::{Duration, Instant};
 use common::haproxy::{HaProxy, CHECK, DEADLINE};
 use common::mariadb::MariaDb;
 use common::{free_port, Daemon, TempDir};
-
-/// Generous for a noisy 2-core box; no test here is about mysqlchk's timing.
-const TIMEOUT_MS: &str = "3000";
 
 /// One server for the tests that neither stop nor change it.
 fn shared() -> &'static MariaDb {
@@ -25,10 +21,7 @@ fn shared() -> &'static MariaDb {
 
 /// mysqlchk checking `db` as haproxy with the force-fail file `<dir>/off`, plus `extra`.
 fn daemon(db: &MariaDb, dir: &TempDir, extra: &[&str]) -> Daemon {
-    let (target, off) = (db.addr(), dir.path("off"));
-    let mut args = vec!["--mysql", &target, "--user", "haproxy", "--timeout", TIMEOUT_MS, "--force-fail-file", &off];
-    args.extend_from_slice(extra);
-    Daemon::start(&args, Some("hapass"))
+    db.checker(dir, extra)
 }
 
 /// A `listen` section on a free port with one server `db` pointing at `db_port`.
@@ -58,11 +51,6 @@ fn httpchk_marks_up_then_down_on_force_fail_then_down_on_db_stop_then_up_again()
     h.wait_for("mysql", "db", "DOWN", Some("L7STS"));
     db.restart();
     h.wait_for("mysql", "db", "UP", Some("L7OK"));
-}
-
-/// An agent listener on a free port, for `--agent-listen`.
-fn agent_addr() -> SocketAddr {
-    format!("127.0.0.1:{}", free_port()).parse().unwrap()
 }
 
 /// A MySQL session through HAProxy's frontend on `port`: the `mariadb` client reading SQL from a
@@ -115,9 +103,8 @@ fn httpchk_with_agent_drain_keeps_sessions_then_force_fail_cuts_them() {
     // on-marked-down shutdown-sessions cut the very sessions a drain should keep).
     let db = shared();
     let dir = TempDir::new("haproxy");
-    let agent = agent_addr();
     let drain = dir.path("drain");
-    let d = daemon(db, &dir, &["--agent-listen", &agent.to_string(), "--drain-file", &drain]);
+    let (d, agent) = db.checker_with_agent(&dir, &["--drain-file", &drain]);
     let server = format!(
         "check port {} {CHECK} agent-check agent-port {} agent-inter 300ms on-marked-down shutdown-sessions",
         d.addr.port(),
@@ -174,9 +161,8 @@ fn wait_for_agent(h: &HaProxy, agent_status: &str) {
 fn agent_check_maint_file_puts_the_server_in_maint() {
     let db = shared();
     let dir = TempDir::new("haproxy");
-    let agent = agent_addr();
     let maint = dir.path("maint");
-    let _d = daemon(db, &dir, &["--agent-listen", &agent.to_string(), "--maint-file", &maint]);
+    let (_d, agent) = db.checker_with_agent(&dir, &["--maint-file", &maint]);
     let server = format!("check {CHECK} agent-check agent-port {} agent-inter 300ms", agent.port());
     let h = HaProxy::start(&dir, &listen("mysql", "", db.port, &server));
     h.wait_for("mysql", "db", "UP", Some("L4OK"));

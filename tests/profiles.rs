@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::fake::{Auth, FakeServer, Reply, Scenario};
 use common::mariadb::MariaDb;
-use common::{free_port, parse_response, Daemon, Response, TempDir};
+use common::{parse_response, Daemon, Response, TempDir};
 
 /// Generous for a noisy 2-core box; no test here is about timing.
 const TIMEOUT_MS: &str = "10000";
@@ -39,10 +39,15 @@ fn exclusive() -> MutexGuard<'static, MariaDb> {
 
 /// mysqlchk checking `target` as haproxy, with the force-fail file `<dir>/off` and `extra`.
 fn daemon(target: &str, password: &str, dir: &TempDir, extra: &[&str]) -> Daemon {
+    with_args(target, dir, extra, |args| Daemon::start(args, Some(password)))
+}
+
+/// Calls `start` with the flags of [`daemon`], `extra` appended.
+fn with_args<T>(target: &str, dir: &TempDir, extra: &[&str], start: impl FnOnce(&[&str]) -> T) -> T {
     let off = dir.path("off");
     let mut args = vec!["--mysql", target, "--user", "haproxy", "--timeout", TIMEOUT_MS, "--force-fail-file", &off];
     args.extend_from_slice(extra);
-    Daemon::start(&args, Some(password))
+    start(&args)
 }
 
 fn assert_status(r: &Response, status: u16, body_has: &str) {
@@ -360,11 +365,7 @@ fn cached_verdict_saves_logins_but_force_fail_file_still_drains_at_once() {
 
 /// A daemon with an agent listener; returns it and the agent address.
 fn agent_daemon(target: &str, password: &str, dir: &TempDir, extra: &[&str]) -> (Daemon, SocketAddr) {
-    let agent: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let agent_arg = agent.to_string();
-    let mut args = vec!["--agent-listen", agent_arg.as_str()];
-    args.extend_from_slice(extra);
-    (daemon(target, password, dir, &args), agent)
+    with_args(target, dir, extra, |args| Daemon::start_with_agent(args, Some(password)))
 }
 
 /// Connects to the agent port, sends `line` (nothing if empty) and reads its answer to the end.

@@ -33,22 +33,11 @@ fn read_only_fake() -> FakeServer {
 
 /// mysqlchk against `fake` with an agent listener; `extra` flags appended.
 fn daemon(fake: &FakeServer, dir: &TempDir, extra: &[&str]) -> (Daemon, SocketAddr) {
-    let agent: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let (target, off, drain, agent_arg) = (fake.target(), dir.path("off"), dir.path("drain"), agent.to_string());
+    let (target, off, drain) = (fake.target(), dir.path("off"), dir.path("drain"));
     let mut args = vec!["--mysql", &target, "--timeout", TIMEOUT_MS, "--force-fail-file", &off, "--drain-file", &drain];
-    args.extend(["--agent-listen", &agent_arg, "--log-level", "error"]);
+    args.extend(["--log-level", "error"]);
     args.extend_from_slice(extra);
-    let d = Daemon::start(&args, Some("pw"));
-    wait_connectable(agent);
-    (d, agent)
-}
-
-fn wait_connectable(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "{addr} never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    Daemon::start_with_agent(&args, Some("pw"))
 }
 
 /// Connects, then sends each piece after its delay, then reads to the end.

@@ -214,6 +214,25 @@ impl MariaDb {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// mysqlchk checking this server as `haproxy` with `--timeout 3000` (generous for a noisy 2-core
+    /// box: no test that uses it is about mysqlchk's timing) and the force-fail file
+    /// `<dir>/off` (which tests create and remove), plus `extra`.
+    pub fn checker(&self, dir: &super::TempDir, extra: &[&str]) -> super::Daemon {
+        self.with_checker_args(dir, extra, |args| super::Daemon::start(args, Some("hapass")))
+    }
+
+    /// [`MariaDb::checker`] with an agent listener too; returns it and the agent's address.
+    pub fn checker_with_agent(&self, dir: &super::TempDir, extra: &[&str]) -> (super::Daemon, std::net::SocketAddr) {
+        self.with_checker_args(dir, extra, |args| super::Daemon::start_with_agent(args, Some("hapass")))
+    }
+
+    fn with_checker_args<T>(&self, dir: &super::TempDir, extra: &[&str], start: impl FnOnce(&[&str]) -> T) -> T {
+        let (target, off) = (self.addr(), dir.path("off"));
+        let mut args = vec!["--mysql", &target, "--user", "haproxy", "--timeout", "3000", "--force-fail-file", &off];
+        args.extend_from_slice(extra);
+        start(&args)
+    }
+
     /// Clean shutdown: SIGTERM, then wait for exit (SIGKILL after the deadline). Idempotent.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };

@@ -99,21 +99,15 @@ impl Daemon {
 
     /// [`Daemon::start`], with stderr (the log) written to `log` when given.
     pub fn start_logging(args: &[&str], password: Option<&str>, log: Option<&std::path::Path>) -> Daemon {
-        let (child, addr) = spawn_listening("mysqlchk", |addr| {
-            let mut cmd = mysqlchk();
-            cmd.arg("--listen").arg(addr.to_string()).args(args);
-            cmd.env_remove("MYSQLCHK_PASSWORD");
-            if let Some(pw) = password {
-                cmd.env("MYSQLCHK_PASSWORD", pw);
-            }
-            let stderr = match log {
-                Some(path) => Stdio::from(std::fs::File::create(path).expect("create daemon log")),
-                None => Stdio::inherit(),
-            };
-            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
-            cmd
-        });
-        Daemon { child, addr }
+        let (child, addrs) = spawn_listening_on("mysqlchk", 1, |addrs| daemon_command(addrs, args, password, log));
+        Daemon { child, addr: addrs[0] }
+    }
+
+    /// [`Daemon::start`] with an agent listener too (`--agent-listen`), on a port of its own that
+    /// is picked again with the HTTP port when a start is retried; returns the agent's address.
+    pub fn start_with_agent(args: &[&str], password: Option<&str>) -> (Daemon, SocketAddr) {
+        let (child, addrs) = spawn_listening_on("mysqlchk", 2, |addrs| daemon_command(addrs, args, password, None));
+        (Daemon { child, addr: addrs[0] }, addrs[1])
     }
 
     /// Sends `request` verbatim and returns the parsed response.
@@ -134,24 +128,61 @@ impl Drop for Daemon {
     }
 }
 
+/// mysqlchk listening on `addrs[0]` for HTTP and, when given, on `addrs[1]` for the agent, with
+/// `args`, the password (if any) in MYSQLCHK_PASSWORD, and stderr to `log` (else inherited).
+fn daemon_command(
+    addrs: &[SocketAddr],
+    args: &[&str],
+    password: Option<&str>,
+    log: Option<&std::path::Path>,
+) -> Command {
+    let mut cmd = mysqlchk();
+    cmd.arg("--listen").arg(addrs[0].to_string());
+    if let Some(agent) = addrs.get(1) {
+        cmd.arg("--agent-listen").arg(agent.to_string());
+    }
+    cmd.args(args).env_remove("MYSQLCHK_PASSWORD");
+    if let Some(pw) = password {
+        cmd.env("MYSQLCHK_PASSWORD", pw);
+    }
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).expect("create daemon log")),
+        None => Stdio::inherit(),
+    };
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
+    cmd
+}
+
 /// Spawns `command(addr)` for a free port on 127.0.0.1 and waits until it listens there. The port
 /// was only free a moment ago: another test may take it first, and the process then exits, so an
 /// early exit is retried on a new port a few times. A stranger listening there is never taken
 /// for ours: the listening socket must be one of the child's descriptors.
 pub fn spawn_listening(what: &str, command: impl Fn(SocketAddr) -> Command) -> (Child, SocketAddr) {
+    let (child, addrs) = spawn_listening_on(what, 1, |addrs| command(addrs[0]));
+    (child, addrs[0])
+}
+
+/// [`spawn_listening`] for a process that listens on `count` ports: each attempt picks `count`
+/// new free ports, and the process counts as started once it listens on every one of them.
+pub fn spawn_listening_on(
+    what: &str,
+    count: usize,
+    command: impl Fn(&[SocketAddr]) -> Command,
+) -> (Child, Vec<SocketAddr>) {
     const ATTEMPTS: u32 = 5;
     for attempt in 1..=ATTEMPTS {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut child = command(addr).spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        let addrs: Vec<SocketAddr> =
+            (0..count).map(|_| format!("127.0.0.1:{}", free_port()).parse().unwrap()).collect();
+        let mut child = command(&addrs).spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
         let deadline = Instant::now() + Duration::from_secs(10);
         let exited = loop {
             if let Ok(Some(status)) = child.try_wait() {
                 break status;
             }
-            if listens_on(child.id(), addr.port()) {
-                return (child, addr);
+            if addrs.iter().all(|addr| listens_on(child.id(), addr.port())) {
+                return (child, addrs);
             }
-            assert!(Instant::now() < deadline, "{what} did not start listening on {addr}");
+            assert!(Instant::now() < deadline, "{what} did not start listening on {addrs:?}");
             std::thread::sleep(Duration::from_millis(10));
         };
         assert!(attempt < ATTEMPTS, "{what} exited early: {exited}");
