@@ -201,7 +201,7 @@ fn haproxy_moves_the_writer_on_failover_and_readers_drop_the_promoted_replica() 
     h.wait_for("writers", "p", "UP", None);
     h.wait_for("writers", "r", "DOWN", None);
     h.wait_for("readers", "r", "UP", None);
-    let writer_port = writers_port(&writers);
+    let writer_port = h.bind_port("writers");
     assert_eq!(through(writer_port), pair.primary.port.to_string(), "writes go to the primary");
 
     // Demote the primary, then promote the replica, as an operator or orchestrator would.
@@ -213,12 +213,6 @@ fn haproxy_moves_the_writer_on_failover_and_readers_drop_the_promoted_replica() 
     transition(&h, "writers", "r", "UP", t);
     transition(&h, "readers", "r", "DOWN", t);
     assert_eq!(through(writer_port), pair.replica.port.to_string(), "writes go to the promoted replica");
-}
-
-/// The port a `listen` section from [`listen`] binds.
-fn writers_port(section: &str) -> u16 {
-    let bind = section.lines().find_map(|l| l.trim().strip_prefix("bind 127.0.0.1:")).expect("a bind line");
-    bind.parse().expect("a port")
 }
 
 /// `select @@port` through HAProxy at `port`: which server it sent us to.

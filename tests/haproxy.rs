@@ -111,8 +111,8 @@ fn httpchk_with_agent_drain_keeps_sessions_then_force_fail_cuts_them() {
         agent.port()
     );
     let proxy = listen("mysql", "    option httpchk\n", db.port, &server);
-    let frontend: u16 = proxy.split("bind 127.0.0.1:").nth(1).unwrap().split('\n').next().unwrap().parse().unwrap();
     let h = HaProxy::start(&dir, &proxy);
+    let frontend = h.bind_port("mysql");
     h.wait_for("mysql", "db", "UP", Some("L7OK"));
     wait_for_agent(&h, "L7OK");
     let mut session = Session::open(frontend);

@@ -32,6 +32,8 @@ pub struct HaProxy {
     child: Child,
     socket: PathBuf,
     log: PathBuf,
+    /// The configuration it runs, as given (without the admin socket).
+    config: String,
 }
 
 impl HaProxy {
@@ -42,8 +44,24 @@ impl HaProxy {
     }
 
     /// Starts HAProxy on `config`, a whole configuration whose `global` section gains the admin
-    /// socket.
+    /// socket. Its `bind 127.0.0.1:PORT` lines name ports that were free a moment ago: when
+    /// HAProxy cannot bind one because another test took it first, every such line gets a new
+    /// free port and HAProxy starts again ([`HaProxy::bind_port`] tells where a proxy ended up).
     pub fn start_config(dir: &TempDir, config: &str) -> HaProxy {
+        const ATTEMPTS: u32 = 5;
+        let mut config = config.to_string();
+        for attempt in 1..=ATTEMPTS {
+            match HaProxy::try_start(dir, &config) {
+                Ok(h) => return h,
+                Err(log) if attempt < ATTEMPTS && log.contains("cannot bind socket") => config = rebind(&config),
+                Err(log) => panic!("haproxy exited early:\n{log}"),
+            }
+        }
+        unreachable!()
+    }
+
+    /// HAProxy on `config` once the admin socket answers `show stat`; its log if it exits first.
+    fn try_start(dir: &TempDir, config: &str) -> Result<HaProxy, String> {
         let socket = dir.0.join("admin.sock");
         let cfg = dir.0.join("haproxy.cfg");
         let log = dir.0.join("haproxy.log");
@@ -60,16 +78,23 @@ impl HaProxy {
             .stderr(out)
             .spawn()
             .expect("spawn haproxy (is it installed? scripts/test.sh installs it)");
-        let mut h = HaProxy { child, socket, log };
+        let mut h = HaProxy { child, socket, log, config: config.to_string() };
         let deadline = Instant::now() + Duration::from_secs(10);
         while h.try_show_stat().is_err() {
             if let Ok(Some(status)) = h.child.try_wait() {
-                panic!("haproxy exited early ({status}):\n{}", h.log());
+                return Err(format!("({status}) {}", h.log()));
             }
             assert!(Instant::now() < deadline, "haproxy admin socket not ready:\n{}", h.log());
             std::thread::sleep(Duration::from_millis(20));
         }
-        h
+        Ok(h)
+    }
+
+    /// The port that `listen` section `proxy` binds on 127.0.0.1.
+    pub fn bind_port(&self, proxy: &str) -> u16 {
+        let section = self.config.split(&format!("listen {proxy}\n")).nth(1).expect("no such listen section");
+        let bind = section.lines().find_map(|l| l.trim().strip_prefix("bind 127.0.0.1:")).expect("a bind line");
+        bind.split_whitespace().next().and_then(|p| p.parse().ok()).expect("a port")
     }
 
     pub fn log(&self) -> String {
@@ -126,6 +151,23 @@ impl HaProxy {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// `config` with a new free port in every `bind 127.0.0.1:PORT` line.
+fn rebind(config: &str) -> String {
+    let mut out = String::new();
+    for line in config.lines() {
+        match line.split_once("bind 127.0.0.1:") {
+            Some((indent, rest)) if indent.trim().is_empty() => {
+                let options = rest.split_once(char::is_whitespace).map_or("", |(_, o)| o);
+                let new = format!("{indent}bind 127.0.0.1:{} {options}", super::free_port());
+                out.push_str(new.trim_end());
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 impl Drop for HaProxy {
