@@ -221,3 +221,15 @@ fn httpchk_over_verified_tls_goes_down_when_sighup_rereads_a_wrong_ca() {
     let r = d.get("/");
     assert!(r.body.contains("TLS certificate not trusted"), "{r:?}");
 }
+
+#[test]
+fn haproxy_given_a_port_someone_else_holds_starts_on_another() {
+    // The race the retry is for, made certain: the port is taken before HAProxy binds it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = TempDir::new("haproxy-rebind");
+    let h = HaProxy::start(&dir, &format!("listen p\n    bind 127.0.0.1:{port}\n    server s 127.0.0.1:9\n"));
+    let moved = h.bind_port("p");
+    assert_ne!(moved, port, "bind_port names the port HAProxy was restarted on");
+    assert!(common::listens_on(h.pid(), moved), "HAProxy listens on {moved}");
+}

@@ -44,7 +44,7 @@ impl HaProxy {
     }
 
     /// Starts HAProxy on `config`, a whole configuration whose `global` section gains the admin
-    /// socket. Its `bind 127.0.0.1:PORT` lines name ports that were free a moment ago: when
+    /// socket and `noreuseport`. Its `bind 127.0.0.1:PORT` lines name ports that were free a moment ago: when
     /// HAProxy cannot bind one because another test took it first, every such line gets a new
     /// free port and HAProxy starts again ([`HaProxy::bind_port`] tells where a proxy ended up).
     pub fn start_config(dir: &TempDir, config: &str) -> HaProxy {
@@ -65,7 +65,9 @@ impl HaProxy {
         let socket = dir.0.join("admin.sock");
         let cfg = dir.0.join("haproxy.cfg");
         let log = dir.0.join("haproxy.log");
-        let admin = format!("global\n    stats socket {} mode 600 level admin\n", socket.display());
+        // noreuseport: HAProxy binds with SO_REUSEPORT by default, so two of them given the same
+        // port would share it quietly instead of the second one failing to start.
+        let admin = format!("global\n    stats socket {} mode 600 level admin\n    noreuseport\n", socket.display());
         assert!(config.starts_with("global\n"), "a configuration starts with its global section");
         fs::write(&cfg, config.replacen("global\n", &admin, 1)).unwrap();
         let out = fs::File::create(&log).unwrap();
@@ -88,6 +90,10 @@ impl HaProxy {
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(h)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The port that `listen` section `proxy` binds on 127.0.0.1.
