@@ -34,7 +34,10 @@
 # Usage: scripts/bench.sh [--json FILE]      FILE `-` writes the JSON to stdout instead of the
 #                                            table (the table then goes to stderr)
 # System calls per check: perf's tracepoints on each warmed-up server over BENCH_SYSCALL_N (1000)
-# HAProxy-like checks, and mmap+munmap over BENCH_CURL_N (300) checks by curl too.
+# HAProxy-like checks, and mmap+munmap over BENCH_CURL_N (300) checks by curl too. At HAProxy's
+# pace: BENCH_PACE_N (200) checks BENCH_PACE_MS (20) ms apart, so that the server idles between
+# checks as it does behind HAProxy: latency, CPU and system calls per check, the async-io helper
+# thread's apart.
 #
 # Environment: BENCH_N (2000 latency checks per contender), BENCH_SEED_N (300: the seed forks
 # two processes per check), BENCH_WRK_SECONDS (5), BENCH_BUILD=glibc (measure the plain
@@ -334,6 +337,43 @@ for r in "${sys_rows[@]}"; do syscalls "$r"; done
 syscalls mysqlchk curl
 syscalls mysqlchk_keep curl
 
+# At HAProxy's pace: checks pace_ms apart (HAProxy's `inter` is 2 s by default), so the server
+# goes idle between them. async-io's helper thread ("async-io") then waits for the reactor while
+# the main thread sleeps in it, takes it over at the next wake-up, and hands that check's events
+# to the main thread (futex), then backs off in timed sleeps: its calls are counted apart.
+pace_ms=${BENCH_PACE_MS:-20}
+pace_n=${BENCH_PACE_N:-200}
+paced() { # NAME: R[NAME.pace_median_ms], .pace_cpu_ms, .pace_sys, .pace_helper_sys, .pace_futex
+    local name=$1 pid=${PID[$1]} port=${PORT[$1]} perf_pid out c0
+    # Latency and CPU first, untraced; then the same checks again under perf.
+    c0=$(cpu_ns "$pid")
+    out=$(TOOL_GAP_MS=$pace_ms "$tool" http "$port" "$pace_n")
+    R[$name.pace_cpu_ms]=$(calc "($(cpu_ns "$pid") - $c0) / $pace_n / 1e6" 4)
+    R[$name.pace_median_ms]=$(calc "$(kv median_us "$out") / 1000")
+    perf stat --per-thread -x, -o "$work/$name.pace.perf" -p "$pid" -e raw_syscalls:sys_enter \
+        -e syscalls:sys_enter_futex &
+    perf_pid=$!
+    sleep 0.5
+    TOOL_GAP_MS=$pace_ms "$tool" http "$port" "$pace_n" >/dev/null
+    kill -INT "$perf_pid"
+    wait "$perf_pid" || true
+    # --per-thread lines: COMM-TID,COUNT,,EVENT,...
+    pev() { awk -F, -v e="$1" -v t="${2:-}" '$4 == e && index($1, t) == 1 { s += $2 } END { printf "%d", s }' \
+        "$work/$name.pace.perf"; }
+    grep -q raw_syscalls "$work/$name.pace.perf" 2>/dev/null || return 0
+    R[$name.pace_sys]=$(calc "$(pev raw_syscalls:sys_enter) / $pace_n" 1)
+    R[$name.pace_helper_sys]=$(calc "$(pev raw_syscalls:sys_enter async-io-) / $pace_n" 1)
+    R[$name.pace_futex]=$(calc "$(pev syscalls:sys_enter_futex) / $pace_n" 1)
+}
+# The floor at the same pace: what idling between checks costs a C client too (caches gone cold,
+# a CPU woken from idle), and so what of mysqlchk's figures is the machine's.
+out=$(FLOOR_GAP_MS=$pace_ms "$work/floor" 127.0.0.1 "$dbport" haproxy hapass "$pace_n")
+R[floor.pace_median_ms]=$(calc "$(kv median_us "$out") / 1000")
+R[floor.pace_cpu_ms]=$(calc "$(kv cpu_us "$out") / $pace_n / 1000" 4)
+pace_rows=(floor mysqlchk mysqlchk_keep ceiling)
+say "at HAProxy's pace: $pace_n checks ${pace_ms} ms apart, each of ${pace_rows[*]}"
+for r in "${pace_rows[@]:1}"; do paced "$r"; done
+
 for r in mysqlchk mysqlchk_cache ceiling mysqlchk_tls mysqlchk_tls_full; do
     say "$r: wrk for ${wrk_s}s"
     loaded "$r"
@@ -422,6 +462,13 @@ tls_saves_db_cpu_ms=$(calc "${R[mysqlchk_tls_full.db_cpu_ms]} - ${R[mysqlchk_tls
     for r in "${sys_rows[@]}"; do
         printf '  %-26s %9s %9s %12s %12s\n' "${label[$r]}" "$(v "$r" sys)" "$(v "$r" epoll_ctl)" "$(v "$r" maps)" \
             "$(v "$r" curl_maps)"
+    done
+    echo
+    echo "at HAProxy's pace ($pace_n checks ${pace_ms} ms apart; system calls of all threads from perf's tracepoints, in a second run):"
+    printf '  %-26s %9s %9s %9s %17s %9s\n' contender "median ms" "CPU ms" syscalls "(async-io thread)" futex
+    for r in "${pace_rows[@]}"; do
+        printf '  %-26s %9s %9s %9s %17s %9s\n' "${label[$r]}" "$(v "$r" pace_median_ms)" "$(v "$r" pace_cpu_ms)" \
+            "$(v "$r" pace_sys)" "$(v "$r" pace_helper_sys)" "$(v "$r" pace_futex)"
     done
     echo
     echo "floor: DB logins/s is its sequential rate (one login per check); CPU/check is the client's own; timer slack 1 ns"

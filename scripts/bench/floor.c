@@ -12,6 +12,7 @@
  * each good check (µs, one a line) to the file RAW. */
 #include <mysql.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include "stats.h"
@@ -76,6 +77,8 @@ int main(int argc, char **argv) {
     int port = atoi(argv[2]), n = atoi(argv[5]), ok = 0, reported = 0;
     tls = getenv("FLOOR_TLS") && strcmp(getenv("FLOOR_TLS"), "1") == 0;
     int keep = getenv("FLOOR_KEEP") && strcmp(getenv("FLOOR_KEEP"), "1") == 0;
+    /* FLOOR_GAP_MS: checks that many milliseconds apart (HAProxy's pace), not back to back. */
+    int gap_us = getenv("FLOOR_GAP_MS") ? atoi(getenv("FLOOR_GAP_MS")) * 1000 : 0;
     double *us = calloc(n, sizeof *us);
     /* Connector/C's connect calls usleep(1) once; with the default 50 µs timer slack that idles
      * ~50 µs per check (152 -> 106 µs median here), which is no cost of a check. */
@@ -85,6 +88,7 @@ int main(int argc, char **argv) {
     if (keep && !kept) return 1;
     double start = now_us(), cpu0 = cpu_us();
     for (int i = 0; i < n; i++) {
+        if (gap_us > 0 && i > 0) usleep(gap_us);
         double t0 = now_us();
         if (kept ? query(kept) : check(argv[1], port, argv[3], argv[4], &reported)) us[ok++] = now_us() - t0;
     }

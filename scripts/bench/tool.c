@@ -79,10 +79,14 @@ out:
     return result;
 }
 
+/* Checks one after another; with TOOL_GAP_MS set, that many milliseconds apart, as HAProxy's
+ * `inter` spaces them, so that the server goes idle between checks. */
 static int cmd_http(int port, int n, const char *raw) {
     double *us = calloc(n, sizeof *us), took, start = now_us();
-    int count[4] = {0}, ok = 0;
+    const char *gap = getenv("TOOL_GAP_MS");
+    int count[4] = {0}, ok = 0, gap_us = gap ? atoi(gap) * 1000 : 0;
     for (int i = 0; i < n; i++) {
+        if (gap_us > 0 && i > 0) usleep(gap_us);
         int r = one_check(port, &took);
         count[r]++;
         if (r == OK) us[ok++] = took;
@@ -240,6 +244,6 @@ int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "cpu")) return cmd_cpu(argv[2]);
     if (argc == 5 && !strcmp(argv[1], "load")) return cmd_load(atoi(argv[2]), atoi(argv[3]), atof(argv[4]));
     if (argc == 3 && !strcmp(argv[1], "rss")) return cmd_rss(atoi(argv[2]));
-    fprintf(stderr, "usage: tool port | http PORT N [RAW] | load PORT C SECONDS | cpu PID | rss PID\n");
+    fprintf(stderr, "usage: tool port | [TOOL_GAP_MS=MS] http PORT N [RAW] | load PORT C SECONDS | cpu PID | rss PID\n");
     return 2;
 }
