@@ -44,9 +44,10 @@ impl HaProxy {
     }
 
     /// Starts HAProxy on `config`, a whole configuration whose `global` section gains the admin
-    /// socket and `noreuseport`. Its `bind 127.0.0.1:PORT` lines name ports that were free a moment ago: when
-    /// HAProxy cannot bind one because another test took it first, every such line gets a new
-    /// free port and HAProxy starts again ([`HaProxy::bind_port`] tells where a proxy ended up).
+    /// socket and `noreuseport`. Its `bind 127.0.0.1:PORT` lines name ports that were free a
+    /// moment ago: when HAProxy cannot bind one because another test took it first, every such
+    /// line gets a new free port and HAProxy starts again ([`HaProxy::bind_port`] tells where a
+    /// proxy ended up).
     pub fn start_config(dir: &TempDir, config: &str) -> HaProxy {
         const ATTEMPTS: u32 = 5;
         let mut config = config.to_string();
@@ -92,6 +93,7 @@ impl HaProxy {
         Ok(h)
     }
 
+    /// HAProxy's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
