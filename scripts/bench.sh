@@ -358,7 +358,7 @@ paced() { # NAME: R[NAME.pace_median_ms], .pace_cpu_ms, .pace_sys, .pace_helper_
     kill -INT "$perf_pid"
     wait "$perf_pid" || true
     # --per-thread lines: COMM-TID,COUNT,,EVENT,...
-    pev() { awk -F, -v e="$1" -v t="${2:-}" '$4 == e && index($1, t) == 1 { s += $2 } END { printf "%d", s }' \
+    pev() { awk -F, -v e="$1" -v t="${2:-}" '$4 == e && (t == "" || index($1, t) == 1) { s += $2 } END { printf "%d", s }' \
         "$work/$name.pace.perf"; }
     grep -q raw_syscalls "$work/$name.pace.perf" 2>/dev/null || return 0
     R[$name.pace_sys]=$(calc "$(pev raw_syscalls:sys_enter) / $pace_n" 1)
