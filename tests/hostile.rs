@@ -305,25 +305,25 @@ fn cpu_ticks(pid: u32) -> u64 {
 #[test]
 fn out_of_descriptors_backs_off_without_spinning_and_recovers() {
     let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
-    let port = common::free_port();
     let nofail = temp_path("nofail-fd");
-    // Through the emulator when the tests run one (cross/test-target.sh), as common::mysqlchk()
-    // does, so the test needs no binfmt_misc registration.
-    let runner = std::env::var("MYSQLCHK_TEST_RUNNER").unwrap_or_default();
-    let cmd = format!(
-        "ulimit -n 64 && exec {runner} {} --listen 127.0.0.1:{port} --mysql {} --timeout {TIMEOUT_MS} --force-fail-file {} --log-level error",
-        common::bin(),
-        fake.target(),
-        nofail.display()
-    );
-    let mut child =
-        Command::new("sh").arg("-c").arg(cmd).env("MYSQLCHK_PASSWORD", "pw").stdout(Stdio::null()).spawn().unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // The daemon as common::mysqlchk() runs it (through the emulator when the tests run one, so
+    // no binfmt_misc registration is needed), exec'd by a shell that lowers its descriptor limit.
+    let daemon = common::mysqlchk();
+    let argv: Vec<String> = std::iter::once(daemon.get_program())
+        .chain(daemon.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let (mut child, addr) = common::spawn_listening("mysqlchk with 64 descriptors", |addr| {
+        let cmd = format!(
+            "ulimit -n 64 && exec {} --listen {addr} --mysql {} --timeout {TIMEOUT_MS} --force-fail-file {} --log-level error",
+            argv.join(" "),
+            fake.target(),
+            nofail.display()
+        );
+        let mut sh = Command::new("sh");
+        sh.arg("-c").arg(cmd).env("MYSQLCHK_PASSWORD", "pw").stdout(Stdio::null());
+        sh
+    });
     // A flood of idle connections: more than the daemon has descriptors for.
     let flood: Vec<TcpStream> = (0..200).filter_map(|_| TcpStream::connect(addr).ok()).collect();
     // Measured once the daemon is out of descriptors (it accepts one connection per wake-up, and

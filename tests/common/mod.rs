@@ -68,7 +68,7 @@ pub fn bin() -> &'static str {
 /// `MYSQLCHK_TEST_RUNNER` (e.g. `qemu-arm-static`) when it is built for another architecture
 /// (`cross/test-target.sh`) and binfmt_misc cannot run it directly.
 pub fn mysqlchk() -> Command {
-    match std::env::var_os("MYSQLCHK_TEST_RUNNER").filter(|r| !r.is_empty()) {
+    match runner() {
         Some(runner) => {
             let mut cmd = Command::new(runner);
             cmd.arg(bin());
@@ -81,7 +81,12 @@ pub fn mysqlchk() -> Command {
 /// Whether the binary runs under an emulator: its /proc numbers (memory, descriptors, CPU) are
 /// then the emulator's, not ours.
 pub fn emulated() -> bool {
-    std::env::var_os("MYSQLCHK_TEST_RUNNER").is_some_and(|r| !r.is_empty())
+    runner().is_some()
+}
+
+/// The emulator named by `MYSQLCHK_TEST_RUNNER`, if any.
+fn runner() -> Option<std::ffi::OsString> {
+    std::env::var_os("MYSQLCHK_TEST_RUNNER").filter(|r| !r.is_empty())
 }
 
 /// A running `mysqlchk` daemon, killed on drop.
