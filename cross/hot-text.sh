@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Writes cross/hot-text.ld, the linker script cross/release.toml gives every release build: the
-# functions a running daemon executes, placed first and together in an output section .text.hot
-# before .text. The kernel maps a binary's pages 64 KiB at a time around each page fault
-# (fault-around), so code spread over the whole binary makes nearly all of it resident; packed
-# together it costs a few windows, and the idle RSS of the TLS build drops by about 250 KiB.
+# Writes cross/hot-text.ld, the linker script build.rs gives every musl release build, plain and
+# TLS: the functions a running daemon executes, placed first and together in an output section
+# .text.hot before .text. The kernel maps a binary's pages a window at a time around each page
+# fault (64 KiB of fault-around, or a whole 128 KiB large folio on Linux 6.18), so code spread
+# over the whole binary makes nearly all of it resident; packed together it costs a few windows,
+# and the cold code's windows are never mapped.
 #
 # How: an unstripped x86_64 TLS release build (its linker map and a --reproduce archive) runs
 # under valgrind's callgrind against a throwaway MariaDB with TLS: start-up, then checks with
-# --ssl-mode REQUIRED, VERIFY_IDENTITY and DISABLED, /metrics and an agent check. Every executed
-# instruction names its input section in the map; functions the linker folded together
-# (--icf=all) come along. Crate disambiguators and back-references in the mangled names become
-# `*`, so one list serves every target. To it come, by hand, code that callgrind cannot see or
-# that depends on the machine (see HAND below). Then, with perf, the same checks run natively
-# on a build linked with the list, recording page faults: code that still faults outside
-# .text.hot joins the list (cross/hot-text.py does the arithmetic).
+# --ssl-mode REQUIRED (with and without --ssl-no-resume), VERIFY_IDENTITY and DISABLED and with
+# --keep-session, /metrics and an agent check. Every executed instruction names its input section
+# in the map; functions the linker folded together (--icf=all) come along. Crate disambiguators
+# and back-references in the mangled names become `*`, so one list serves every target and both
+# flavours. To it come, by hand, code
+# that callgrind cannot see or that depends on the machine (see HAND below). Then, with perf, the
+# same checks run natively on the TLS build and on the plain one, each linked with the list,
+# recording page faults: code that still faults outside .text.hot joins the list, round after
+# round until none does (cross/hot-text.py does the arithmetic).
 #
 # A name missing from the list only costs memory, never correctness: the function lands in .text
 # as before. Run it again when the code changes much (`cross/sizes.sh` and scripts/bench.sh show
@@ -44,20 +47,30 @@ mkdir "$work/link"
 tar -xf "$work/link.tar" -C "$work/link"
 link_dir=$(echo "$work/link"/*)
 lld="$(rustc "+$toolchain" --print sysroot)/lib/rustlib/$(rustc "+$toolchain" -vV | sed -n 's/^host: //p')/bin/rust-lld"
-# relink NAME LLD-ARGS...: $link_dir/NAME.bin and NAME.map, unstripped.
+# relink DIR NAME LLD-ARGS...: DIR/NAME.bin and NAME.map, unstripped, from the --reproduce
+# archive unpacked in DIR.
 relink() {
-    local name=$1
-    shift
-    (cd "$link_dir" && grep -v -e '^--strip-all$' -e '^--script ' response.txt >relink.txt &&
+    local dir=$1 name=$2
+    shift 2
+    (cd "$dir" && grep -v -e '^--strip-all$' -e '^--script ' response.txt >relink.txt &&
         "$lld" -flavor gnu @relink.txt "$@" --Map "$name.map" -o "$name.bin")
 }
-relink traced --script "$(grep -m1 '^--script ' "$link_dir/response.txt" | cut -d' ' -f2-)"
+relink "$link_dir" traced --script "$(grep -m1 '^--script ' "$link_dir/response.txt" | cut -d' ' -f2-)"
 bin=$link_dir/traced.bin
 cp "$link_dir/traced.map" "$work/map.txt"
 
 # The folded sections: the same link again without this script (the linker folds only within
 # one output section, so the script would split the groups), printing them.
-relink unordered --print-icf-sections >"$work/icf.txt"
+relink "$link_dir" unordered --print-icf-sections >"$work/icf.txt"
+
+# The plain build the same way, for the native rounds below: it runs the plain paths alone, and
+# LTO keeps and names some of their generic functions differently.
+log "building the x86_64 plain release build"
+CARGO_TARGET_DIR=$PWD/target/hot-text-plain release_build "$target" --quiet \
+    --config "target.$target.rustflags=[\"-Clink-arg=--reproduce=$work/plain.tar\"]"
+mkdir "$work/plain"
+tar -xf "$work/plain.tar" -C "$work/plain"
+plain_dir=$(echo "$work/plain"/*)
 
 # A CA and a server certificate for localhost and 127.0.0.1, so that VERIFY_IDENTITY passes.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=hot-text-ca \
@@ -71,8 +84,9 @@ log "starting a throwaway MariaDB with TLS on 127.0.0.1:$dbport"
 throwaway_mariadb "$dbport" "" --ssl-cert="$work/tls.pem" --ssl-key="$work/tls-key.pem" || exit 1
 
 # run NAME HOST COMMAND...: the daemon as COMMAND ... mysqlchk FLAGS (the end of COMMAND is the
-# binary; FLAGS follow after --), checking HOST:$dbport: start-up, 20 checks, /metrics, one
-# agent check, SIGTERM (SIGINT for perf, which stops the daemon with it).
+# binary; FLAGS follow after --), checking HOST:$dbport: start-up, 20 checks, an idle moment past
+# the deadline, 25 checks 20 ms apart, /metrics, one agent check, SIGTERM (SIGINT for perf, which
+# stops the daemon with it).
 run() {
     local name=$1 host=$2 port agent pid cmd=() flags=()
     shift 2
@@ -82,7 +96,7 @@ run() {
     port=$("$tool" port) agent=$("$tool" port)
     MYSQLCHK_PASSWORD=hapass "${cmd[@]}" --listen "127.0.0.1:$port" --agent-listen "127.0.0.1:$agent" \
         --mysql "$host:$dbport" --user haproxy --force-fail-file /nonexistent/path --log-level warn \
-        "${flags[@]}" 2>"$work/$name.log" &
+        --timeout 1000 "${flags[@]}" 2>"$work/$name.log" &
     pid=$!
     pids+=("$pid")
     for _ in $(seq 300); do
@@ -90,6 +104,11 @@ run() {
         sleep 0.1
     done
     "$tool" http "$port" 20 >/dev/null
+    # The shared deadline timer (src/deadline.rs) fires a --timeout after it was armed, and at
+    # HAProxy's pace async-io's helper thread takes the reactor between checks: code that checks
+    # back to back never reach, and that a daemon in service runs every few seconds.
+    sleep 1.2
+    TOOL_GAP_MS=20 "$tool" http "$port" 25 >/dev/null
     exec 4<>"/dev/tcp/127.0.0.1/$port"
     printf 'GET /metrics HTTP/1.0\r\n\r\n' >&4
     cat <&4 >/dev/null
@@ -100,18 +119,26 @@ run() {
     kill "$([[ ${cmd[0]} == perf ]] && echo -INT || echo -TERM)" "$pid"
     wait "$pid" || true
 }
-# scenarios NAME WRAPPER...: the three ways of checking the list is made from, the daemon run as
+# scenarios NAME WRAPPER...: the ways of checking the list is made from, the daemon run as
 # WRAPPER ... BINARY, where @ in WRAPPER becomes each run's name.
 scenarios() {
     local name=$1
     shift
     run "$name-required" 127.0.0.1 "${@//@/$name-required}" -- --ssl-mode REQUIRED
     run "$name-verify" localhost "${@//@/$name-verify}" -- --ssl-mode VERIFY_IDENTITY --ssl-ca "$work/ca.pem"
+    run "$name-noresume" 127.0.0.1 "${@//@/$name-noresume}" -- --ssl-mode REQUIRED --ssl-no-resume
+    plain_scenarios "$name" "$@"
+}
+# plain_scenarios NAME WRAPPER...: the same without TLS, which the plain build runs too.
+plain_scenarios() {
+    local name=$1
+    shift
     run "$name-plain" 127.0.0.1 "${@//@/$name-plain}" --
+    run "$name-keep" 127.0.0.1 "${@//@/$name-keep}" -- --keep-session 30
 }
 log "tracing under callgrind"
-scenarios trace valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$work/@.cg" "$bin"
-for s in required verify plain; do
+scenarios trace valgrind --tool=callgrind --demangle=no --dump-instr=yes --callgrind-out-file="$work/@.cg" "$bin"
+for s in required verify noresume plain keep; do
     [[ -s $work/trace-$s.cg ]] || die "callgrind wrote nothing for $s: $(cat "$work/trace-$s.log")"
 done
 
@@ -136,7 +163,7 @@ HAND=(
 )
 # And the async runtime and the daemon's serving modules whole: their rare paths (contention,
 # eviction, timers under load) would otherwise each fault in a cold window some day.
-for crate in 3std 8async_io 14async_executor 10async_task 13async_channel 16concurrent_queue \
+for crate in 3std 8dlmalloc 8async_io 14async_executor 10async_task 13async_channel 16concurrent_queue \
     14event_listener 7polling 7parking 4slab 9async_net 12async_signal 20signal_hook_registry \
     8mysqlchk6server 8mysqlchk5check 8mysqlchk4http 8mysqlchk7profile 8mysqlchk7metrics 8mysqlchk4link; do
     # A crate's own functions (its name first in the path), cold-marked ones too.
@@ -150,25 +177,38 @@ write_script() {
 }
 write_script
 
-# Then natively: the traced build's objects linked with the script, run under perf recording page
-# faults. An instruction fetch that faults in the cold .text is code the traces missed (another
-# CPU's paths, a race); it joins the list, until a round finds none.
+# Then natively: the traced build's objects, and the plain build's, linked with the script and
+# run under perf recording page faults. An instruction fetch that faults in the cold .text is code
+# the traces missed (another CPU's paths, a race, the plain build's own copies of generics); it
+# joins the list, until a round finds none. A fault maps a whole window of the binary (64 KiB of
+# fault-around, or a 128 KiB large folio on Linux 6.18), so one cold function hides the others
+# in its window until it has moved: hence the rounds.
 if command -v perf >/dev/null; then
-    for round in 1 2 3 4 5 6 7 8; do
-        cp "$work/hot-text.ld" "$link_dir/refine.ld"
-        relink refine --script refine.ld
-        nm -S --defined-only "$link_dir/refine.bin" >"$work/refine-nm.txt"
+    record=(perf record -q -e page-faults -c 1 -o "$work/@.perf")
+    for round in $(seq 12); do
+        for dir in "$link_dir" "$plain_dir"; do
+            cp "$work/hot-text.ld" "$dir/refine.ld"
+            relink "$dir" refine --script refine.ld
+            nm -S --defined-only "$dir/refine.bin" >"$dir/refine-nm.txt"
+        done
         rm -f "$work"/*.perf "$work"/*.faults
         for n in 1 2 3; do
-            scenarios "refine-$n" perf record -q -e page-faults -c 1 -o "$work/@.perf" "$link_dir/refine.bin"
+            scenarios "refine-$n" "${record[@]}" "$link_dir/refine.bin"
+            plain_scenarios "plain-$n" "${record[@]}" "$plain_dir/refine.bin"
         done
-        for f in "$work"/*.perf; do perf script -i "$f" -F ip,sym,symoff >"${f%.perf}.faults" 2>/dev/null; done
-        new=$(python3 cross/hot-text.py faults "$link_dir/refine.map" "$work/refine-nm.txt" \
-            "$work/sections.txt" "$work"/refine-*.faults)
+        for f in "$work"/*.perf; do perf script --no-demangle -i "$f" -F ip,sym,symoff >"${f%.perf}.faults" 2>/dev/null; done
+        new=0
+        for flavour in "$link_dir refine" "$plain_dir plain"; do
+            read -r dir runs <<<"$flavour"
+            n=$(python3 cross/hot-text.py faults "$dir/refine.map" "$dir/refine-nm.txt" \
+                "$work/sections.txt" "$work/$runs"-*.faults)
+            new=$((new + n))
+        done
         log "native round $round: $new function(s) executed outside the list"
         [[ $new == 0 ]] && break
         write_script
     done
+    [[ $new == 0 ]] || log "functions still fault outside the list after $round rounds: run it again"
 else
     log "no perf: the list is callgrind's alone (Debian: apt-get install linux-perf)"
 fi
