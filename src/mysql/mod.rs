@@ -59,6 +59,8 @@ pub enum ProtocolError {
     OldPasswordAuth,
     /// The RSA public key sent for caching_sha2/sha256 full auth could not be used.
     BadPublicKey,
+    /// The password does not fit one RSA-OAEP block of the server's key.
+    PasswordTooLongForKey,
     /// The result set grew past [`resultset::MAX_RESULT_BYTES`].
     ResultTooLarge,
     /// The server asked to read a local file, which this client never requests.
@@ -92,6 +94,9 @@ impl fmt::Display for ProtocolError {
             ProtocolError::TooManyAuthSwitches => f.write_str("server switched auth plugin twice"),
             ProtocolError::OldPasswordAuth => f.write_str("server asked for pre-4.1 old password auth"),
             ProtocolError::BadPublicKey => f.write_str("server sent an unusable RSA public key"),
+            ProtocolError::PasswordTooLongForKey => {
+                f.write_str("password too long for the server's RSA key (use TLS or a unix socket)")
+            }
             ProtocolError::ResultTooLarge => write!(f, "result set larger than {} bytes", resultset::MAX_RESULT_BYTES),
             ProtocolError::LocalInfileRequested => f.write_str("server requested LOCAL INFILE"),
             ProtocolError::UnexpectedEof => f.write_str("server closed the connection"),

@@ -290,6 +290,8 @@ impl Parser {
             return Err(ProtocolError::Malformed("row value count"));
         }
         if self.first {
+            // Charged even when it keeps no column: a flood of rows is bounded like one of bytes.
+            self.account(24)?;
             self.result.rows.push(row.values);
         }
         Ok(())
@@ -300,6 +302,8 @@ impl Parser {
         if status & MORE_RESULTS_EXISTS == 0 {
             return Ok(Progress::Done(Ok(std::mem::take(&mut self.result))));
         }
+        // Each further result is charged too, so endless MORE_RESULTS_EXISTS packets end early.
+        self.account(24)?;
         self.first = false;
         self.state = State::Start;
         Ok(Progress::More)
@@ -440,6 +444,36 @@ mod tests {
         };
         assert_eq!(err, ProtocolError::ResultTooLarge);
         assert!(rows * 4096 <= MAX_RESULT_BYTES);
+    }
+
+    #[test]
+    fn a_flood_of_rows_without_kept_columns_is_refused() {
+        let mut p = Parser::keeping(true, Keep::Columns(&["Value"]));
+        feed(&mut p, &[vec![1], coldef("x")]).unwrap();
+        let mut rows = 0;
+        let err = loop {
+            match p.packet(&[0xFB]) {
+                Ok(_) => rows += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err, ProtocolError::ResultTooLarge);
+        assert!(rows * 24 <= MAX_RESULT_BYTES, "{rows} rows kept");
+    }
+
+    #[test]
+    fn endless_further_results_are_refused() {
+        let more = [0x00, 0, 0, 0x0A, 0, 0, 0].to_vec(); // OK: autocommit | more results
+        let mut p = Parser::new(true);
+        let mut results = 0;
+        let err = loop {
+            match p.packet(&more) {
+                Ok(_) => results += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err, ProtocolError::ResultTooLarge);
+        assert!(results * 24 <= MAX_RESULT_BYTES, "{results} results read");
     }
 
     #[test]

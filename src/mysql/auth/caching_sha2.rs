@@ -1,12 +1,13 @@
 //! `caching_sha2_password` (MySQL 8 default) and its predecessor `sha256_password`.
 //!
 //! Fast path: the scramble below; the server answers AuthMoreData `0x03` and then OK.
-//! Full path: AuthMoreData `0x04`; on a secure transport (unix socket) the client sends the
+//! Full path: AuthMoreData `0x04`; on a secure transport (unix socket, TLS) the client sends the
 //! password and a NUL in clear, otherwise it asks for the server's RSA key with `0x02`, gets
 //! AuthMoreData holding a PEM key, and sends `RSA-OAEP(SHA-1)` of the password XOR the nonce.
 
 use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::pkcs8::DecodePublicKey;
+use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256};
 
 use crate::mysql::ProtocolError;
@@ -66,5 +67,25 @@ pub fn encrypt_password(pem: &[u8], password: &[u8], nonce: &[u8]) -> Result<Vec
     let key = rsa::PublicKey::from_public_key_pem(pem)
         .or_else(|_| rsa::PublicKey::from_pkcs1_pem(pem))
         .map_err(|_| ProtocolError::BadPublicKey)?;
+    // OAEP with SHA-1 fits a message of the key's size less 42 bytes (214 for RSA-2048).
+    if password.len() + 1 + 42 > key.size() {
+        return Err(ProtocolError::PasswordTooLongForKey);
+    }
     key.oaep_encrypt::<sha1::Sha1>(&xor_password(password, nonce)).map_err(|_| ProtocolError::BadPublicKey)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8] = include_bytes!("../../../tests/data/fake_rsa_public.pem");
+
+    #[test]
+    fn a_password_too_long_for_the_key_is_named_as_such() {
+        let longest = vec![b'p'; 2048 / 8 - 43];
+        assert_eq!(encrypt_password(KEY, &longest, &[1; 20]).map(|c| c.len()), Ok(256));
+        let too_long = vec![b'p'; 2048 / 8 - 42];
+        assert_eq!(encrypt_password(KEY, &too_long, &[1; 20]), Err(ProtocolError::PasswordTooLongForKey));
+        assert_eq!(encrypt_password(b"not a key", b"pw", &[1; 20]), Err(ProtocolError::BadPublicKey));
+    }
 }

@@ -10,7 +10,8 @@ pub mod native;
 use super::ProtocolError;
 
 /// How the bytes reach the server. Full auth sends the password in clear only on a transport
-/// that cannot be sniffed (a unix socket, or TCP inside TLS), as libmysqlclient does.
+/// that cannot be sniffed, as libmysqlclient does: caching_sha2 over a unix socket or TLS,
+/// sha256_password over TLS alone (its server takes a clear password only inside TLS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
     Tcp,
@@ -20,7 +21,7 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// Whether the password may travel in clear.
+    /// Whether caching_sha2 may send the password in clear.
     pub fn is_secure(self) -> bool {
         matches!(self, Transport::Unix | Transport::Tls)
     }
@@ -89,7 +90,7 @@ impl Auth {
             Plugin::CachingSha2 => (State::Started, caching_sha2::scramble(password, nonce)),
             Plugin::Ed25519 => (State::Sent, ed25519::sign(password, nonce)),
             Plugin::Sha256 if password.is_empty() => (State::Sent, vec![0]),
-            Plugin::Sha256 if transport.is_secure() => (State::Sent, caching_sha2::clear_password(password)),
+            Plugin::Sha256 if transport == Transport::Tls => (State::Sent, caching_sha2::clear_password(password)),
             Plugin::Sha256 => (State::AwaitingKey, vec![caching_sha2::SHA256_REQUEST_PUBLIC_KEY]),
         };
         (Auth { plugin, nonce: nonce.to_vec(), state }, first)
@@ -157,6 +158,16 @@ mod tests {
         assert_eq!(a.more_data(b"not a key", b"pw", Transport::Tcp), Err(ProtocolError::BadPublicKey));
         let (mut a, _) = Auth::start(Plugin::CachingSha2, &[1; 20], b"pw", Transport::Unix);
         assert_eq!(a.more_data(&[0x04], b"pw", Transport::Unix), Ok(Some(b"pw\0".to_vec())));
+    }
+
+    #[test]
+    fn sha256_sends_clear_only_inside_tls_and_asks_for_the_key_on_a_unix_socket() {
+        assert_eq!(Auth::start(Plugin::Sha256, &[1; 20], b"pw", Transport::Tls).1, b"pw\0");
+        for t in [Transport::Unix, Transport::Tcp] {
+            let (mut a, first) = Auth::start(Plugin::Sha256, &[1; 20], b"pw", t);
+            assert_eq!(first, [0x01], "{t:?}");
+            assert_eq!(a.more_data(b"not a key", b"pw", t), Err(ProtocolError::BadPublicKey));
+        }
     }
 
     #[test]
