@@ -660,6 +660,9 @@ pub struct Checker {
     /// Bumped when SIGHUP drops the kept sessions, so that a round trip in flight does not keep
     /// one logged in with the old settings.
     generation: Cell<u64>,
+    /// The operator files whose last look failed (by [`Checker::present`]'s index), so that a
+    /// lasting failure is logged once, not on every request.
+    unreadable: Cell<u8>,
     pub metrics: Metrics,
 }
 
@@ -672,6 +675,7 @@ impl Checker {
             tls,
             slots: Default::default(),
             generation: Cell::new(0),
+            unreadable: Cell::new(0),
             metrics: Metrics::default(),
         }
     }
@@ -721,9 +725,9 @@ impl Checker {
         let kind = profile.kind();
         // The detailed failure, for the log only: the public reason is its class.
         let mut failure = None;
-        let verdict = if self.cfg.maint_file.as_deref().is_some_and(|f| f.exists()) {
+        let verdict = if self.cfg.maint_file.as_deref().is_some_and(|f| self.present(f, 0)) {
             Verdict::Maint
-        } else if self.cfg.force_fail_file.exists() {
+        } else if self.present(&self.cfg.force_fail_file, 1) {
             Verdict::ForceFail
         } else {
             let shared = self.gather(kind, start).await;
@@ -735,7 +739,9 @@ impl Checker {
                     Verdict::down(&f.class())
                 }
                 Ok(g) => match profile.judge(&g.results) {
-                    Ok(detail) if self.cfg.drain_file.exists() => Verdict::Draining { value: g.value.clone(), detail },
+                    Ok(detail) if self.present(&self.cfg.drain_file, 2) => {
+                        Verdict::Draining { value: g.value.clone(), detail }
+                    }
                     Ok(detail) => Verdict::Up { value: g.value.clone(), detail, weight: profile.weight(&g.results) },
                     Err(condition) => Verdict::down(&condition),
                 },
@@ -751,6 +757,24 @@ impl Checker {
             }
         }
         (verdict, elapsed)
+    }
+
+    /// Whether operator file `path` (number `which`) exists. A file that cannot be looked at
+    /// (a directory we may not search, a path hidden by the service's sandbox) counts as there:
+    /// the operator's intent wins over a healthy database, and the log says why, once.
+    fn present(&self, path: &std::path::Path, which: u8) -> bool {
+        let bit = 1 << which;
+        let (present, failed) = match path.try_exists() {
+            Ok(present) => (present, false),
+            Err(e) => {
+                if self.unreadable.get() & bit == 0 {
+                    log::warn!("cannot look for {}: {e}; taken as present", path.display());
+                }
+                (true, true)
+            }
+        };
+        self.unreadable.set(if failed { self.unreadable.get() | bit } else { self.unreadable.get() & !bit });
+        present
     }
 
     /// One database round trip for `kind`, shared: a request that arrives while one is in flight

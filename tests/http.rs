@@ -126,6 +126,21 @@ fn force_fail_file_gives_503_without_a_login_and_its_removal_200() {
 }
 
 #[test]
+fn a_force_fail_file_that_cannot_be_looked_at_counts_as_present() {
+    // A path under a regular file fails with ENOTDIR, as one under a directory we may not search
+    // fails with EACCES (which root, running the tests, would not see): fail closed, not open.
+    let (fake, _, base) = setup();
+    std::fs::write(&base, "").unwrap();
+    let d = daemon(&fake, &base.join("proxyoff"));
+    let r = d.get("/");
+    assert_eq!((r.status, r.body.as_str()), (503, "MySQL is *down*.\r\nforce-fail file present\r\n"));
+    assert_eq!(fake.logins(), 0);
+    // Once the path can be looked at and holds no file, the check runs.
+    std::fs::remove_file(&base).unwrap();
+    assert_eq!(d.get("/").status, 200);
+}
+
+#[test]
 fn the_response_survives_a_client_that_sent_more_than_the_head() {
     // Unread bytes in our receive buffer at close() would make the kernel send a reset, which
     // can destroy the response before the client reads it; the daemon half-closes and drains.
