@@ -680,9 +680,9 @@ impl Checker {
         }
     }
 
-    /// Quits the kept sessions (`--keep-session`): the next round trips log in afresh. SIGHUP does
-    /// this through [`Checker::set_password`] and [`Checker::reload_tls`]; a daemon stopping
-    /// may call it so that the server counts no aborted clients.
+    /// Quits the kept sessions (`--keep-session`): the next round trips log in afresh. SIGHUP always
+    /// does this (and so do [`Checker::set_password`] and [`Checker::reload_tls`]); a daemon
+    /// stopping may call it so that the server counts no aborted clients.
     pub fn forget_sessions(&self) {
         self.generation.set(self.generation.get() + 1);
         for slot in &self.slots {

@@ -186,6 +186,8 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, server: Rc<Server>) -> io::Resu
                     Some(Ok(Signal::Hup)) => {
                         server.reload_password();
                         server.checker.reload_tls();
+                        // Whatever was reread, if anything: the next checks log in afresh.
+                        server.checker.forget_sessions();
                     }
                     Some(Ok(_)) | None => break,
                     Some(Err(e)) => log::warn!("signal handling: {e}"),

@@ -242,6 +242,21 @@ fn sighup_drops_the_kept_sessions() {
 }
 
 #[test]
+fn sighup_drops_the_kept_sessions_with_the_password_from_the_environment() {
+    // The shipped unit's way: MYSQLCHK_PASSWORD, no file to reread, and SIGHUP still QUITs.
+    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
+    let (d, _dir) = daemon(&fake.target(), "pw", "60", &[]);
+    assert_up(&d, "/");
+    assert_up(&d, "/");
+    assert_eq!(fake.logins(), 1);
+    let ok = Command::new("kill").arg("-HUP").arg(d.child.id().to_string()).status().is_ok_and(|s| s.success());
+    assert!(ok, "kill -HUP");
+    eventually("SIGHUP did not retire the kept session", || fake.quits() == 1);
+    assert_up(&d, "/");
+    assert_eq!(fake.logins(), 2);
+}
+
+#[test]
 fn a_stopping_daemon_quits_its_kept_sessions() {
     let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
     let (mut d, _dir) = daemon(&fake.target(), "pw", "60", &[]);
