@@ -125,6 +125,15 @@ impl Admission {
         }
     }
 
+    /// The response is out and the close lingers: a candidate for eviction again, and the first
+    /// one (its id is older than every connection admitted since), so that answered clients that
+    /// keep their sockets open cannot hold the places real checks need.
+    fn lingering(&self) {
+        let mut waiting = self.server.waiting.borrow_mut();
+        let i = waiting.partition_point(|(id, _)| *id < self.id);
+        waiting.insert(i, (self.id, self.evicted.clone()));
+    }
+
     /// Resolves when the server evicts this connection.
     async fn evicted(&self) {
         self.evicted.wait().await;
@@ -355,7 +364,8 @@ async fn serve_http(stream: TcpStream, peer: &str, server: &Server, admission: O
         head => answer_head(head, peer, server).await,
     };
     server.checker.metrics.http(status.code());
-    respond(stream, peer, &http::render(status, content_type, &body, head_only), linger).await;
+    let response = http::render(status, content_type, &body, head_only);
+    respond(stream, peer, &response, linger, admission).await;
 }
 
 /// The status, content type, body and HEAD flag for a request head.
@@ -566,7 +576,7 @@ async fn serve_agent(stream: TcpStream, peer: &str, server: &Server, admission: 
         AgentLine::Gone => return,
     };
     log::trace!("{peer}: agent -> {}", reply.trim_end());
-    respond(stream, peer, reply.as_bytes(), linger).await;
+    respond(stream, peer, reply.as_bytes(), linger, Some(admission)).await;
 }
 
 /// The answer to a partial `agent-send` line: never another profile's verdict.
@@ -609,14 +619,18 @@ fn sanitize(s: &str) -> String {
 
 /// Writes `response`; with `linger`, then half-closes and drains what the client still sends
 /// until it closes, so that our close is never a reset that could destroy the response in
-/// flight. Without it the close follows at once: the client has nothing more to send.
-async fn respond(mut stream: Client, peer: &str, response: &[u8], linger: bool) {
+/// flight. Without it the close follows at once: the client has nothing more to send. A
+/// lingering connection may be evicted, as one still waiting for its request may.
+async fn respond(mut stream: Client, peer: &str, response: &[u8], linger: bool, admission: Option<&Admission>) {
     let finish = async {
         stream.write_all(response).await?;
         if !linger {
             return Ok(());
         }
         stream.shutdown_write()?;
+        if let Some(a) = admission {
+            a.lingering();
+        }
         // On the heap: a lingering close is the rare case, and the task stays small.
         let mut sink = vec![0u8; 1024];
         let mut drained = 0;
@@ -632,7 +646,14 @@ async fn respond(mut stream: Client, peer: &str, response: &[u8], linger: bool) 
         Timer::after(LINGER).await;
         Ok(())
     };
-    if let Err(e) = finish.or(linger).await {
+    let evicted = async {
+        match admission {
+            Some(a) => a.evicted().await,
+            None => std::future::pending().await,
+        }
+        Ok(())
+    };
+    if let Err(e) = finish.or(linger).or(evicted).await {
         log::debug!("{peer}: writing response: {e}");
     }
 }

@@ -176,6 +176,40 @@ fn slowloris_does_not_starve_a_fresh_check_and_memory_stays_small() {
     drop(idle);
 }
 
+#[test]
+fn answered_clients_that_keep_their_sockets_open_do_not_starve_a_fresh_check() {
+    // Each is answered (/metrics needs no database), but its extra byte makes the daemon linger
+    // before closing; a client that never closes would hold its place for the whole linger.
+    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
+    let d = daemon(&fake, &[]);
+    let addr = d.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let mut held = std::collections::VecDeque::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(mut s) = TcpStream::connect(addr) {
+                    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\nX");
+                    held.push_back(s);
+                }
+                // More than the daemon's 512 places, but within the descriptors we may hold.
+                if held.len() > 900 {
+                    held.pop_front();
+                }
+            }
+        }
+    });
+    // Once the flood has filled the daemon's places with lingering connections.
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..5 {
+        let r = d.get("/");
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+}
+
 /// How many connections wait in the kernel's queue for the IPv4 listener on `port` to accept
 /// them.
 fn accept_queue(port: u16) -> Option<u32> {
