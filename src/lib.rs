@@ -5,6 +5,7 @@
 //! * [`config`]: flags into a validated configuration.
 //! * [`deadline`]: deadlines that share one timer, so that setting one costs no system call.
 //! * [`flag`]: a one-shot "it happened" that tasks on this thread wait for.
+//! * [`logger`]: the log on stderr, which never panics when stderr is gone.
 //! * [`metrics`]: counters rendered as Prometheus text.
 //! * [`profile`]: what each check path asks the server and how the answers are judged.
 //! * [`check`]: drives a MySQL session over a socket within a deadline; single-flight checker.
@@ -19,6 +20,7 @@ pub mod deadline;
 pub mod flag;
 pub mod http;
 pub mod link;
+pub mod logger;
 pub mod metrics;
 pub mod mysql;
 pub mod net;

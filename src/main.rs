@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use argh::FromArgs;
 use mysqlchk::check::{Checker, Verdict};
 use mysqlchk::config::{Args, Config, PASSWORD_ENV};
+use mysqlchk::logger::{write_stderr, write_stdout};
 use mysqlchk::server;
 
 fn main() -> ExitCode {
@@ -19,7 +20,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     if args.version {
-        println!("{}", version_line());
+        write_stdout(&format!("{}\n", version_line()));
         return ExitCode::SUCCESS;
     }
     let nagios = args.once;
@@ -32,10 +33,8 @@ fn main() -> ExitCode {
     // client in the middle of the response.
     let level = if config.inetd && stderr_is_stdin() { log::LevelFilter::Off } else { config.log_level };
     // Only our own crate logs; dependencies stay quiet at every level.
-    let logger =
-        simple_logger::SimpleLogger::new().with_level(log::LevelFilter::Off).with_module_level("mysqlchk", level);
-    if let Err(e) = logger.init() {
-        eprintln!("mysqlchk: error: cannot start logging: {e}");
+    if let Err(e) = mysqlchk::logger::init(level) {
+        write_stderr(&format!("mysqlchk: error: cannot start logging: {e}\n"));
     }
     if config.once {
         return run_once(&config);
@@ -46,7 +45,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mysqlchk: error: {e}");
+            write_stderr(&format!("mysqlchk: error: {e}\n"));
             ExitCode::FAILURE
         }
     }
@@ -54,7 +53,7 @@ fn main() -> ExitCode {
 
 /// A bad flag or file: the message, and exit 1, or 3 (Nagios' UNKNOWN) with `--once`.
 fn config_error(e: &mysqlchk::config::ConfigError, nagios: bool) -> ExitCode {
-    eprintln!("mysqlchk: error: {e}");
+    write_stderr(&format!("mysqlchk: error: {e}\n"));
     config_error_code(nagios)
 }
 
@@ -77,11 +76,14 @@ fn parse_args() -> Result<Args, ExitCode> {
     let args: Vec<&str> = raw.iter().map(String::as_str).collect();
     Args::from_args(&["mysqlchk"], &args).map_err(|exit| match exit.status {
         Ok(()) => {
-            println!("{}", exit.output);
+            write_stdout(&format!("{}\n", exit.output));
             ExitCode::SUCCESS
         }
         Err(()) => {
-            eprintln!("mysqlchk: error: {}\nRun mysqlchk --help for more information.", exit.output.trim_end());
+            write_stderr(&format!(
+                "mysqlchk: error: {}\nRun mysqlchk --help for more information.\n",
+                exit.output.trim_end()
+            ));
             config_error_code(once)
         }
     })
@@ -101,16 +103,16 @@ fn run_once(config: &Config) -> ExitCode {
     match verdict {
         Verdict::Up { value, detail, .. } => {
             let detail = detail.map(|d| format!(", {d}")).unwrap_or_default();
-            println!("OK - {value}{detail} ({ms:.1} ms)");
+            write_stdout(&format!("OK - {value}{detail} ({ms:.1} ms)\n"));
             ExitCode::SUCCESS
         }
         Verdict::Draining { value, detail } => {
             let detail = detail.map(|d| format!(", {d}")).unwrap_or_default();
-            println!("OK - {value}{detail}, draining ({ms:.1} ms)");
+            write_stdout(&format!("OK - {value}{detail}, draining ({ms:.1} ms)\n"));
             ExitCode::SUCCESS
         }
         other => {
-            println!("CRITICAL - {} ({ms:.1} ms)", other.reason());
+            write_stdout(&format!("CRITICAL - {} ({ms:.1} ms)\n", other.reason()));
             ExitCode::from(2)
         }
     }

@@ -210,6 +210,35 @@ fn answered_clients_that_keep_their_sockets_open_do_not_starve_a_fresh_check() {
     flood.join().unwrap();
 }
 
+#[test]
+fn a_daemon_whose_stderr_is_gone_keeps_serving() {
+    // Started from a shell later closed, or piped into a logger that exited: every log line
+    // then fails (EIO, EPIPE). They are dropped; the daemon goes on answering.
+    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
+    let target = fake.target();
+    let nofail = temp_path("nofail").to_str().unwrap().to_string();
+    let (mut child, addr) = common::spawn_listening("mysqlchk", |addr| {
+        let mut cmd = common::mysqlchk();
+        cmd.args(["--listen", &addr.to_string(), "--mysql", &target, "--log-level", "debug"])
+            .args(["--force-fail-file", &nofail])
+            .env("MYSQLCHK_PASSWORD", "pw")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    });
+    drop(child.stderr.take());
+    // A debug line per check, and an info line for SIGHUP.
+    for _ in 0..3 {
+        assert_eq!(http(addr, b"GET / HTTP/1.0\r\n\r\n").status, 200);
+    }
+    assert!(Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(http(addr, b"GET / HTTP/1.0\r\n\r\n").status, 200);
+    assert!(child.try_wait().unwrap().is_none(), "the daemon died");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// How many connections wait in the kernel's queue for the IPv4 listener on `port` to accept
 /// them.
 fn accept_queue(port: u16) -> Option<u32> {
