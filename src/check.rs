@@ -332,13 +332,19 @@ async fn round(
     keep: Option<Keep<'_>>,
     buf: &mut [u8],
 ) -> Result<Gathered, Failure> {
-    // An expired session is QUIT only once its successor has logged in (make before break), so
-    // a full max_connections or a refused login shows within --keep-session.
-    let mut expired = None;
-    if let Some(mut held) = keep.and_then(|k| k.cell.take()) {
-        if keep.is_some_and(|k| held.since.elapsed() >= k.max_age) {
-            expired = Some(held);
-        } else if held.gone() {
+    // An expired session stays in its cell, keeping its place on the server, until its
+    // successor has logged in (make before break): a full max_connections or a refused login
+    // shows within --keep-session, and a login that fails or runs out of time leaves it there.
+    let young = keep.and_then(|k| {
+        let expired = k.cell.borrow().as_ref().is_some_and(|h| h.since.elapsed() >= k.max_age);
+        if expired {
+            None
+        } else {
+            k.cell.take()
+        }
+    });
+    if let Some(mut held) = young {
+        if held.gone() {
             log::debug!("the kept session was closed by the server: logging in afresh");
         } else {
             // A stalled session gets half the deadline, a fresh login the rest.
@@ -354,8 +360,15 @@ async fn round(
                     }
                     return Ok(gathered);
                 }
-                // Even an ERR: it may be the server's word on this connection (killed), not on
-                // the database, and a fresh login tells which.
+                // The server's word on the database (no quorum, a missing privilege): a fresh
+                // login would hear the same, so the session answers and stays. A lasting error
+                // then costs no login per check; SECONDS still renews the session.
+                Err(Failure::Query(e)) if !ends_session(e.code) => {
+                    if let Some(k) = keep {
+                        *k.cell.borrow_mut() = Some(held);
+                    }
+                    return Err(Failure::Query(e));
+                }
                 Err(e) => log::debug!("the kept session failed ({e}): logging in afresh"),
             }
         }
@@ -364,17 +377,10 @@ async fn round(
         let conn = opener.open().await?;
         login(conn, buf, cfg, password, tls, phase).await
     };
-    let (mut session, mut link) = match fresh.await {
-        Ok(logged_in) => logged_in,
-        Err(e) => {
-            // The expired session keeps its place until a login succeeds, so a server full of
-            // other clients stays down rather than flapping up whenever ours has just left.
-            if let (Some(k), Some(old)) = (keep, expired) {
-                *k.cell.borrow_mut() = Some(old);
-            }
-            return Err(e);
-        }
-    };
+    // On failure an expired session is still in its cell: a server full of other clients stays
+    // down rather than flapping up whenever ours has just left.
+    let (mut session, mut link) = fresh.await?;
+    let expired = keep.and_then(|k| k.cell.take());
     let since = Instant::now();
     let result = ask(&mut session, &mut link, buf, cfg, kind, phase).await;
     // After an ERR answer the session is still logged in and idle.
@@ -391,6 +397,13 @@ async fn round(
         old.retire().await;
     }
     result
+}
+
+/// Whether an ERR answer is about the connection rather than the database: it was killed
+/// (1927 MariaDB, 3169 MySQL), its query interrupted (1317), the server is shutting down (1053),
+/// the network failed (1152-1161), or it idled out (4031). A fresh login then tells the truth.
+fn ends_session(code: u16) -> bool {
+    matches!(code, 1053 | 1152..=1161 | 1317 | 1927 | 3169 | 4031)
 }
 
 /// Logs in over `conn` (over TLS after the SSLRequest, with `tls`): the session is then idle.

@@ -8,7 +8,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::fake::{Auth, FakeServer, Scenario};
+use common::fake::{Auth, FakeServer, Hostile, Reply, Scenario};
 use common::mariadb::MariaDb;
 use common::Daemon;
 
@@ -217,6 +217,57 @@ fn a_retired_session_says_quit_after_its_successor_logged_in() {
     assert_eq!(fake.logins(), 2, "renewed after --keep-session");
     eventually("the old session did not say QUIT", || fake.quits() == 1);
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+}
+
+#[test]
+fn an_expired_session_keeps_its_place_while_its_successor_login_times_out() {
+    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
+    let (d, _dir) = daemon(&fake.target(), "pw", "1", &["--timeout", "1000"]);
+    assert_up(&d, "/");
+    std::thread::sleep(Duration::from_millis(1200));
+    // Renewal time, and the server takes the new login but never answers it.
+    fake.set_scenario(Scenario::hostile(Hostile::LoginSilent));
+    let r = d.get("/");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.body.contains("timeout"), "{r:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(fake.quits(), 0, "the expired session was given up before a successor logged in");
+    // Once a login succeeds, the old session goes.
+    fake.set_scenario(Scenario::new(Auth::Native, "pw"));
+    assert_up(&d, "/");
+    eventually("the old session did not say QUIT", || fake.quits() == 1);
+}
+
+/// A fake whose every query gets ERR `code`.
+fn erring_fake(code: u16) -> FakeServer {
+    let reply = Reply::Error { code, state: "08S01".into(), message: format!("error {code}") };
+    FakeServer::start(Scenario::new(Auth::Native, "pw").reply(reply))
+}
+
+#[test]
+fn a_lasting_query_error_is_answered_on_the_kept_session_without_new_logins() {
+    // A node without quorum (1047) or a missing privilege: the database's answer, which a fresh
+    // login would only repeat.
+    let fake = erring_fake(1047);
+    let (d, _dir) = daemon(&fake.target(), "pw", "60", &[]);
+    for _ in 0..4 {
+        let r = d.get("/");
+        assert_eq!(r.status, 503, "{r:?}");
+        assert!(r.body.contains("1047"), "{r:?}");
+    }
+    assert_eq!((fake.logins(), fake.quits()), (1, 0), "one session for every check");
+}
+
+#[test]
+fn an_error_about_the_connection_on_the_kept_session_means_a_fresh_login() {
+    // 1927: the connection was killed while it ran the query; only a fresh login can tell
+    // whether the database is fine.
+    let fake = erring_fake(1927);
+    let (d, _dir) = daemon(&fake.target(), "pw", "60", &[]);
+    for _ in 0..3 {
+        assert_eq!(d.get("/").status, 503);
+    }
+    assert_eq!(fake.logins(), 3, "each check after the first logs in afresh");
 }
 
 #[test]
