@@ -476,7 +476,12 @@ async fn ask(
     loop {
         match drive(session, link, buf, phase).await? {
             Action::Ready if next <= plan.len() => {
-                let step = plan[next - 1];
+                // A step whose condition the results so far do not meet is skipped (empty).
+                while plan.get(next - 1).is_some_and(|s| !s.when.holds(&results)) {
+                    results.push(ResultSet::default());
+                    next += 1;
+                }
+                let Some(step) = plan.get(next - 1) else { break };
                 let _ = session.query_keeping(step.sql[0], step.keep);
                 next += 1;
                 spelling = 0;

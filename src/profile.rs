@@ -45,19 +45,31 @@ impl Kind {
     pub fn plan(self, flavor: Flavor) -> &'static [Step] {
         match (self, flavor) {
             (Kind::Default, _) => &[PROBE],
-            (Kind::Primary, _) => &[PROBE, Step { sql: &[PRIMARY_SQL], keep: VARIABLE_COLUMNS }],
+            // With wsrep_dirty_reads a Galera node without quorum lets the probe through, so
+            // there (only) its wsrep_ready is read too.
+            (Kind::Primary, _) => &[
+                PROBE,
+                Step { sql: &[PRIMARY_SQL], keep: VARIABLE_COLUMNS, when: When::Always },
+                Step { sql: &[WSREP_READY_SQL], keep: VARIABLE_COLUMNS, when: When::DirtyReads },
+            ],
             // MariaDB's SHOW REPLICA STATUS shows only the default connection of a multi-source
             // replica; SHOW ALL ... shows every one (10.0+; the REPLICAS spelling from 10.5.1).
-            (Kind::Replica, Flavor::MariaDb) => {
-                &[PROBE, Step { sql: &["SHOW ALL REPLICAS STATUS", "SHOW ALL SLAVES STATUS"], keep: REPLICA_COLUMNS }]
-            }
+            (Kind::Replica, Flavor::MariaDb) => &[
+                PROBE,
+                Step {
+                    sql: &["SHOW ALL REPLICAS STATUS", "SHOW ALL SLAVES STATUS"],
+                    keep: REPLICA_COLUMNS,
+                    when: When::Always,
+                },
+            ],
             // MySQL shows every channel, one row each (SHOW REPLICA STATUS from 8.0.22).
-            (Kind::Replica, Flavor::MySql) => {
-                &[PROBE, Step { sql: &["SHOW REPLICA STATUS", "SHOW SLAVE STATUS"], keep: REPLICA_COLUMNS }]
-            }
+            (Kind::Replica, Flavor::MySql) => &[
+                PROBE,
+                Step { sql: &["SHOW REPLICA STATUS", "SHOW SLAVE STATUS"], keep: REPLICA_COLUMNS, when: When::Always },
+            ],
             (Kind::Galera, _) => &[
-                Step { sql: &[GALERA_VARIABLES_SQL], keep: VARIABLE_COLUMNS },
-                Step { sql: &[GALERA_STATUS_SQL], keep: VARIABLE_COLUMNS },
+                Step { sql: &[GALERA_VARIABLES_SQL], keep: VARIABLE_COLUMNS, when: When::Always },
+                Step { sql: &[GALERA_STATUS_SQL], keep: VARIABLE_COLUMNS, when: When::Always },
             ],
         }
     }
@@ -85,7 +97,8 @@ impl Flavor {
 /// A query that any user may run and that touches a table, so that a Galera node refusing
 /// queries answers it with [`ER_UNKNOWN_COM_ERROR`] (1047) as it does real queries; a plain
 /// server answers one row.
-pub const PROBE: Step = Step { sql: &["SELECT 1 FROM (SELECT 1) AS mysqlchk_probe"], keep: Keep::All };
+pub const PROBE: Step =
+    Step { sql: &["SELECT 1 FROM (SELECT 1) AS mysqlchk_probe"], keep: Keep::All, when: When::Always };
 
 /// `--query` with the [`PROBE`] riding along, so that the probe costs no round trip of its own.
 /// The default query reads its value from the probe's derived table: one statement, one result
@@ -113,7 +126,9 @@ const DEFAULT_QUERY_PROBED: &str = "SELECT @@hostname FROM (SELECT 1) AS mysqlch
 /// application use").
 pub const ER_UNKNOWN_COM_ERROR: u16 = 1047;
 
-const PRIMARY_SQL: &str = "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('read_only', 'super_read_only')";
+const PRIMARY_SQL: &str = "SHOW GLOBAL VARIABLES WHERE Variable_name IN \
+     ('read_only', 'super_read_only', 'wsrep_on', 'wsrep_dirty_reads')";
+const WSREP_READY_SQL: &str = "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready')";
 const GALERA_VARIABLES_SQL: &str = "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('wsrep_on', 'wsrep_reject_queries')";
 const GALERA_STATUS_SQL: &str = "SHOW GLOBAL STATUS WHERE Variable_name IN \
      ('wsrep_cluster_status', 'wsrep_ready', 'wsrep_local_state', 'wsrep_local_state_comment')";
@@ -144,6 +159,35 @@ pub struct Step {
     pub sql: &'static [&'static str],
     /// The columns judgement reads.
     pub keep: Keep,
+    /// Whether it runs, from the results before it; a step skipped gives an empty result.
+    pub when: When,
+}
+
+/// When a [`Step`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    Always,
+    /// After variables saying `wsrep_on` and `wsrep_dirty_reads` are ON: a Galera node that
+    /// answers reads even without quorum.
+    DirtyReads,
+}
+
+impl When {
+    /// Whether the step runs after `results`.
+    pub fn holds(self, results: &[ResultSet]) -> bool {
+        match self {
+            When::Always => true,
+            When::DirtyReads => results.last().is_some_and(|rs| {
+                let vars = Variables(rs);
+                ["wsrep_on", "wsrep_dirty_reads"].iter().all(|v| vars.get(v).is_some_and(|v| is_on(&v)))
+            }),
+        }
+    }
+}
+
+/// A boolean variable's ON (`ON` or `1`).
+fn is_on(value: &str) -> bool {
+    value.eq_ignore_ascii_case("ON") || value == "1"
 }
 
 /// A profile with its parameters, as named by a request path.
@@ -251,7 +295,7 @@ impl Profile {
         let step = |i: usize| results.get(i).ok_or_else(|| "missing result".to_string());
         match self {
             Profile::Default => Ok(None),
-            Profile::Primary => primary(step(1)?),
+            Profile::Primary => primary(step(1)?, results.get(2)),
             Profile::Replica { max_lag, channel } => replica(step(1)?, *max_lag, channel.as_deref()),
             Profile::Galera { donor_ok } => galera(step(0)?, step(1)?, *donor_ok),
         }
@@ -346,7 +390,13 @@ impl Variables<'_> {
     }
 }
 
-fn primary(rs: &ResultSet) -> Result<Option<String>, String> {
+fn primary(rs: &ResultSet, wsrep: Option<&ResultSet>) -> Result<Option<String>, String> {
+    // Read only where dirty reads could have let the probe past a node without quorum.
+    if let Some(ready) = wsrep.and_then(|rs| Variables(rs).get("wsrep_ready")) {
+        if !is_on(&ready) {
+            return Err(format!("wsrep_ready {ready} (wsrep_dirty_reads lets reads through)"));
+        }
+    }
     let vars = Variables(rs);
     let read_only = vars.get("read_only").ok_or("read_only missing")?;
     // MariaDB has no super_read_only.

@@ -136,6 +136,12 @@ fn galera_cluster_desync_reject_and_lost_quorum_are_judged_and_followed_by_hapro
     expect(&daemons[0].get("/"), 503, "node refuses queries (1047)");
     expect(&daemons[0].get("/primary"), 503, "node refuses queries (1047)");
     transition(&h, "galera", "g0", "DOWN", lost);
+    // With wsrep_dirty_reads the survivor answers reads, the probe included: `/` follows that
+    // choice, and `/primary` reads wsrep_ready, which dirty reads leave OFF.
+    cluster.nodes[0].sql("SET GLOBAL wsrep_dirty_reads=ON");
+    expect(&daemons[0].get("/"), 200, "MySQL is running");
+    expect(&daemons[0].get("/primary"), 503, "wsrep_ready OFF (wsrep_dirty_reads lets reads through)");
+    expect(&daemons[0].get("/galera"), 503, "wsrep_cluster_status non-Primary");
     eprintln!("galera: whole scenario {} ms", started.elapsed().as_millis());
 }
 

@@ -286,6 +286,27 @@ fn primary_fails_on_read_only_or_super_read_only() {
     ]);
 }
 
+#[test]
+fn primary_reads_wsrep_ready_where_dirty_reads_let_the_probe_through() {
+    // wsrep_dirty_reads=ON: a node without quorum answers the probe instead of 1047.
+    let node = |dirty: &str, ready: &str| {
+        scenario()
+            .on(VARIABLES_SQL, variables(&[("read_only", "OFF"), ("wsrep_on", "ON"), ("wsrep_dirty_reads", dirty)]))
+            .on(STATUS_SQL, variables(&[("wsrep_ready", ready)]))
+    };
+    let fake = run_cases(&[
+        ("dirty reads, no quorum", node("ON", "OFF"), "/primary", 503, "wsrep_ready OFF"),
+        ("dirty reads, ready", node("ON", "ON"), "/primary", 200, "read_only is OFF"),
+    ]);
+    assert_eq!(fake.queries().iter().filter(|q| q.contains(STATUS_SQL)).count(), 2);
+    // Without dirty reads the probe's 1047 tells, and no status is read.
+    let fake = run_cases(&[
+        ("no dirty reads", node("OFF", "OFF"), "/primary", 200, "read_only is OFF"),
+        ("not galera", scenario().on(VARIABLES_SQL, variables(&[("read_only", "OFF")])), "/primary", 200, "OFF"),
+    ]);
+    assert!(!fake.queries().iter().any(|q| q.contains(STATUS_SQL)), "{:?}", fake.queries());
+}
+
 // --- single-flight and cache ------------------------------------------------------------------
 
 /// Sends `GET path` on an already connected stream and reads the whole response.
