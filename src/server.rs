@@ -185,10 +185,12 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, server: Rc<Server>) -> io::Resu
         listeners.into_iter().map(|(l, p)| ex.spawn(accept_loop(ex.clone(), l, p, server.clone()))).collect();
     // Signals are a task of their own: this future is polled whenever any task wakes, and
     // polling the signal stream costs a read of its pipe each time.
+    // The first SIGTERM or SIGINT stops gently; a second one (a second Ctrl-C) at once.
     let stop = Rc::new(Flag::default());
+    let now = Rc::new(Flag::default());
     let signal_loop = ex.spawn({
         let server = server.clone();
-        let stop = stop.clone();
+        let (stop, now) = (stop.clone(), now.clone());
         async move {
             loop {
                 match signals.next().await {
@@ -198,24 +200,30 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, server: Rc<Server>) -> io::Resu
                         // Whatever was reread, if anything: the next checks log in afresh.
                         server.checker.forget_sessions();
                     }
-                    Some(Ok(_)) | None => break,
+                    Some(Ok(_)) if stop.is_raised() => break,
+                    Some(Ok(_)) => stop.raise(),
+                    None => break,
                     Some(Err(e)) => log::warn!("signal handling: {e}"),
                 }
             }
             stop.raise();
+            now.raise();
         }
     });
     stop.wait().await;
-    drop(signal_loop);
     // Dropping the accept loops closes the listeners: no new connections from here on.
     drop(loops);
     let c = &server.config.check;
     let grace = c.timeout + HEAD_DEADLINE + LINGER;
     log::info!("stopping: {} connections in flight, waiting up to {} ms", server.active.get(), grace.as_millis());
     let deadline = Instant::now() + grace;
-    while server.active.get() > 0 && Instant::now() < deadline {
+    while server.active.get() > 0 && Instant::now() < deadline && !now.is_raised() {
         Timer::after(Duration::from_millis(10)).await;
     }
+    if now.is_raised() && server.active.get() > 0 {
+        log::info!("stopping now: a second signal");
+    }
+    drop(signal_loop);
     // Kept sessions (--keep-session) say QUIT, so the server counts no aborted clients.
     server.checker.forget_sessions();
     log::info!("stopped");

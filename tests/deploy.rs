@@ -839,6 +839,34 @@ fn sigterm_lets_a_check_in_flight_finish_then_exits_0() {
     assert!(log.contains("stopping: 1 connections in flight"), "{log}");
 }
 
+#[test]
+fn a_second_sigterm_stops_at_once() {
+    // A check that cannot end before its (long) --timeout: the first signal waits for it, the
+    // second does not.
+    let fake = FakeServer::start(Scenario::hostile(Hostile::QuerySilent));
+    let dir = TempDir::new("sigterm2");
+    let mut flags = check_flags(&fake.target(), "haproxy", &dir);
+    let at = flags.iter().position(|f| f == "--timeout").unwrap() + 1;
+    flags[at] = "60000".into();
+    let (mut d, addr) = spawn_daemon(&flags, Some("pw"), &dir.join("stderr"));
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while fake.queries().is_empty() {
+        assert!(Instant::now() < deadline, "the check never reached the query");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(d.pid(), "TERM");
+    let log = dir.join("stderr");
+    common::eventually("the first SIGTERM was not handled", DEADLINE, || {
+        fs::read_to_string(&log).is_ok_and(|l| l.contains("stopping: 1 connections in flight"))
+    });
+    assert!(d.wait_exit(Duration::from_millis(500)).is_none(), "exited with a check in flight");
+    signal(d.pid(), "TERM");
+    let status = d.wait_exit(DEADLINE).expect("mysqlchk did not exit after a second SIGTERM");
+    assert!(status.success(), "exit status {status}");
+}
+
 // --- the shipped files ------------------------------------------------------------------------
 
 /// Runs scripts/install.sh with `args`; returns its stdout.
