@@ -36,8 +36,9 @@ if ! dpkg --print-foreign-architectures | grep -qx armhf; then
     added_armhf=1
 fi
 # The armhf security index can fail with a size mismatch; the main suite has musl-dev.
-as_root apt-get update -qq || log "apt-get update had errors; trying the download anyway"
-(cd "$work" && apt-get download musl-dev:armhf)
+# Their chatter on stderr: stdout is the caller's data (cross/sizes.sh's table).
+as_root apt-get update -qq >&2 || log "apt-get update had errors; trying the download anyway"
+(cd "$work" && apt-get download musl-dev:armhf >&2)
 dpkg -x "$work"/musl-dev_*_armhf.deb "$work/root"
 musl_dir="$work/root/usr/lib/arm-linux-musleabihf"
 

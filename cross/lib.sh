@@ -34,8 +34,9 @@ apt_install() {
     done
     [[ ${#missing[@]} -eq 0 ]] && return
     log "installing ${missing[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    # On stderr: stdout is the scripts' data (cross/sizes.sh's table, which bench.sh reports).
+    as_root apt-get update -qq >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
 # cross_setup TARGET [run]: installs what building for TARGET needs; with "run", also what
