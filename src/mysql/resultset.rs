@@ -435,43 +435,35 @@ mod tests {
         let mut p = Parser::new(true);
         feed(&mut p, &[vec![1], coldef("x")]).unwrap();
         let row = [vec![0xFC, 0x00, 0x10], vec![b'x'; 4096]].concat();
-        let mut rows = 0;
-        let err = loop {
-            match p.packet(&row) {
-                Ok(_) => rows += 1,
-                Err(e) => break e,
-            }
-        };
+        let (err, rows) = flood(&mut p, &row);
         assert_eq!(err, ProtocolError::ResultTooLarge);
         assert!(rows * 4096 <= MAX_RESULT_BYTES);
+    }
+
+    /// Feeds `packet` until the parser refuses it: the error, and how many it took first.
+    fn flood(p: &mut Parser, packet: &[u8]) -> (ProtocolError, usize) {
+        let mut taken = 0;
+        loop {
+            match p.packet(packet) {
+                Ok(_) => taken += 1,
+                Err(e) => return (e, taken),
+            }
+        }
     }
 
     #[test]
     fn a_flood_of_rows_without_kept_columns_is_refused() {
         let mut p = Parser::keeping(true, Keep::Columns(&["Value"]));
         feed(&mut p, &[vec![1], coldef("x")]).unwrap();
-        let mut rows = 0;
-        let err = loop {
-            match p.packet(&[0xFB]) {
-                Ok(_) => rows += 1,
-                Err(e) => break e,
-            }
-        };
+        let (err, rows) = flood(&mut p, &[0xFB]);
         assert_eq!(err, ProtocolError::ResultTooLarge);
         assert!(rows * 24 <= MAX_RESULT_BYTES, "{rows} rows kept");
     }
 
     #[test]
     fn endless_further_results_are_refused() {
-        let more = [0x00, 0, 0, 0x0A, 0, 0, 0].to_vec(); // OK: autocommit | more results
-        let mut p = Parser::new(true);
-        let mut results = 0;
-        let err = loop {
-            match p.packet(&more) {
-                Ok(_) => results += 1,
-                Err(e) => break e,
-            }
-        };
+        // OK: autocommit | more results.
+        let (err, results) = flood(&mut Parser::new(true), &[0x00, 0, 0, 0x0A, 0, 0, 0]);
         assert_eq!(err, ProtocolError::ResultTooLarge);
         assert!(results * 24 <= MAX_RESULT_BYTES, "{results} results read");
     }
