@@ -699,8 +699,8 @@ impl Checker {
     }
 
     /// Quits the kept sessions (`--keep-session`): the next round trips log in afresh. SIGHUP always
-    /// does this (and so do [`Checker::set_password`] and [`Checker::reload_tls`]); a daemon
-    /// stopping may call it so that the server counts no aborted clients.
+    /// does this, after rereading the password and the `--ssl-*` files; a daemon stopping may call
+    /// it so that the server counts no aborted clients.
     pub fn forget_sessions(&self) {
         self.generation.set(self.generation.get() + 1);
         for slot in &self.slots {
@@ -709,7 +709,7 @@ impl Checker {
     }
 
     /// Rereads the `--ssl-*` files for the checks that start from now on (SIGHUP). Bad files
-    /// keep the old settings.
+    /// keep the old settings. Kept sessions stay until [`Checker::forget_sessions`].
     pub fn reload_tls(&self) {
         if self.tls.borrow().is_none() {
             return;
@@ -717,17 +717,16 @@ impl Checker {
         match load_tls(&self.cfg.ssl, &self.cfg.target) {
             Ok(tls) => {
                 *self.tls.borrow_mut() = tls;
-                self.forget_sessions();
                 log::info!("SIGHUP: reread the --ssl-* files");
             }
             Err(e) => log::warn!("SIGHUP: keeping the old TLS settings: {e}"),
         }
     }
 
-    /// Replaces the password for the checks that start from now on (kept sessions too).
+    /// Replaces the password for the logins that start from now on. Kept sessions stay until
+    /// [`Checker::forget_sessions`].
     pub fn set_password(&self, password: Password) {
         *self.password.borrow_mut() = password;
-        self.forget_sessions();
     }
 
     /// [`Checker::check`] to the end, on this thread (`--once`). Not async: the binary crate

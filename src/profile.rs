@@ -463,9 +463,7 @@ fn galera(variables: &ResultSet, status: &ResultSet, donor_ok: bool) -> Result<O
     let required = ["wsrep_cluster_status", "wsrep_ready", "wsrep_local_state"];
     let missing: Vec<&str> = required.into_iter().filter(|n| status.get(n).is_none()).collect();
     match variables.get("wsrep_on") {
-        Some(on) if !(on.eq_ignore_ascii_case("ON") || on == "1") => {
-            return Err(format!("wsrep not enabled (wsrep_on {on})"))
-        }
+        Some(on) if !is_on(&on) => return Err(format!("wsrep not enabled (wsrep_on {on})")),
         None if missing.len() == required.len() => return Err("wsrep not enabled".into()),
         _ => {}
     }

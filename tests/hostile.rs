@@ -183,12 +183,12 @@ fn answered_clients_that_keep_their_sockets_open_do_not_starve_a_fresh_check() {
     let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
     let d = daemon(&fake, &[]);
     let addr = d.addr;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
     let flood = std::thread::spawn({
         let stop = stop.clone();
         move || {
             let mut held = std::collections::VecDeque::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 if let Ok(mut s) = TcpStream::connect(addr) {
                     let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\nX");
                     held.push_back(s);
@@ -206,7 +206,7 @@ fn answered_clients_that_keep_their_sockets_open_do_not_starve_a_fresh_check() {
         let r = d.get("/");
         assert_eq!(r.status, 200, "{r:?}");
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     flood.join().unwrap();
 }
 
@@ -217,7 +217,7 @@ fn a_daemon_whose_stderr_is_gone_keeps_serving() {
     let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
     let target = fake.target();
     let nofail = temp_path("nofail").to_str().unwrap().to_string();
-    let (mut child, addr) = common::spawn_listening("mysqlchk", |addr| {
+    let (child, addr) = common::spawn_listening("mysqlchk", |addr| {
         let mut cmd = common::mysqlchk();
         cmd.args(["--listen", &addr.to_string(), "--mysql", &target, "--log-level", "debug"])
             .args(["--force-fail-file", &nofail])
@@ -226,17 +226,17 @@ fn a_daemon_whose_stderr_is_gone_keeps_serving() {
             .stderr(Stdio::piped());
         cmd
     });
-    drop(child.stderr.take());
+    // Killed on drop, whatever fails below.
+    let mut daemon = Daemon { child, addr };
+    drop(daemon.child.stderr.take());
     // A debug line per check, and an info line for SIGHUP.
     for _ in 0..3 {
         assert_eq!(http(addr, b"GET / HTTP/1.0\r\n\r\n").status, 200);
     }
-    assert!(Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill").args(["-HUP", &daemon.child.id().to_string()]).status().unwrap().success());
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(http(addr, b"GET / HTTP/1.0\r\n\r\n").status, 200);
-    assert!(child.try_wait().unwrap().is_none(), "the daemon died");
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(daemon.child.try_wait().unwrap().is_none(), "the daemon died");
 }
 
 /// How many connections wait in the kernel's queue for the IPv4 listener on `port` to accept
