@@ -494,7 +494,11 @@ tls_saves_db_cpu_ms=$(calc "${R[mysqlchk_tls_full.db_cpu_ms]} - ${R[mysqlchk_tls
     if [[ -f cross/sizes.sh ]]; then
         echo
         echo "cross/sizes.sh:"
-        bash cross/sizes.sh 2>&1 | sed 's/^/  /' || echo "  (cross/sizes.sh failed)"
+        # Its stderr (installing the cross compilers on a fresh machine) is progress, not report.
+        if ! bash cross/sizes.sh 2>"$work/sizes.err" | sed 's/^/  /'; then
+            echo "  (cross/sizes.sh failed: $(tail -n 1 "$work/sizes.err"))"
+        fi
+        sed 's/^/sizes.sh: /' "$work/sizes.err" >&2
     fi
 }
 
