@@ -5,9 +5,6 @@
 
 mod common;
 
-use common::fake::{Auth, FakeServer, Scenario};
-use common::Daemon;
-
 /// Resident memory (KiB) and the number of memory mappings of `pid`.
 fn footprint(pid: u32) -> (u64, usize) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
@@ -21,18 +18,8 @@ fn footprint(pid: u32) -> (u64, usize) {
 }
 
 fn stays_flat(extra: &[&str]) {
-    if std::env::var_os("MYSQLCHK_TEST_RUNNER").is_some_and(|r| !r.is_empty()) {
-        // Under qemu the process is the emulator, whose translation cache grows as it runs.
-        eprintln!("skipped: under an emulator the memory measured is the emulator's");
-        return;
-    }
-    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
-    let dir = common::TempDir::new("memory");
-    let off = dir.path("proxyoff");
-    let target = fake.target();
-    let mut args = vec!["--mysql", target.as_str(), "--user", "haproxy", "--force-fail-file", &off];
-    args.extend_from_slice(extra);
-    let d = Daemon::start(&args, Some("pw"));
+    // Under qemu the process is the emulator, whose translation cache grows as it runs.
+    let Some((fake, _dir, d)) = common::native_daemon_on_fake(extra) else { return };
     let check = |n: usize| {
         for _ in 0..n {
             let r = d.get("/");

@@ -6,9 +6,6 @@
 
 mod common;
 
-use common::fake::{Auth, FakeServer, Scenario};
-use common::Daemon;
-
 /// `read(2)` calls the process has made (`syscr` of /proc/PID/io). The daemon reads its sockets
 /// with `recvfrom`, which this does not count: what is left is the reactor's wake-up descriptor.
 fn reads(pid: u32) -> u64 {
@@ -27,15 +24,7 @@ fn timerfds(pid: u32) -> usize {
 
 #[test]
 fn a_check_waits_without_rearming_a_timer_or_reading_the_wakeup_descriptor() {
-    if common::emulated() {
-        eprintln!("skipped: under an emulator /proc/PID is the emulator's");
-        return;
-    }
-    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
-    let dir = common::TempDir::new("reactor");
-    let off = dir.path("proxyoff");
-    let target = fake.target();
-    let d = Daemon::start(&["--mysql", &target, "--user", "haproxy", "--force-fail-file", &off], Some("pw"));
+    let Some((_fake, _dir, d)) = common::native_daemon_on_fake(&[]) else { return };
     let pid = d.child.id();
     let check = |n: usize| {
         for _ in 0..n {

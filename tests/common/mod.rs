@@ -84,6 +84,25 @@ pub fn emulated() -> bool {
     runner().is_some()
 }
 
+/// For tests that read the daemon's /proc numbers: a daemon checking a fresh fake server (native
+/// auth, password "pw", no force-fail file) with `extra` flags, or `None`, and a note, under an
+/// emulator, whose /proc numbers are not ours. The server and the directory live as long as the
+/// daemon needs them.
+pub fn native_daemon_on_fake(extra: &[&str]) -> Option<(fake::FakeServer, TempDir, Daemon)> {
+    if emulated() {
+        eprintln!("skipped: under an emulator /proc/PID is the emulator's");
+        return None;
+    }
+    let fake = fake::FakeServer::start(fake::Scenario::new(fake::Auth::Native, "pw"));
+    let dir = TempDir::new("proc");
+    let off = dir.path("proxyoff");
+    let target = fake.target();
+    let mut args = vec!["--mysql", target.as_str(), "--user", "haproxy", "--force-fail-file", &off];
+    args.extend_from_slice(extra);
+    let daemon = Daemon::start(&args, Some("pw"));
+    Some((fake, dir, daemon))
+}
+
 /// The emulator named by `MYSQLCHK_TEST_RUNNER`, if any.
 fn runner() -> Option<std::ffi::OsString> {
     std::env::var_os("MYSQLCHK_TEST_RUNNER").filter(|r| !r.is_empty())
