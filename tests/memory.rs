@@ -20,16 +20,10 @@ fn footprint(pid: u32) -> (u64, usize) {
 fn stays_flat(extra: &[&str]) {
     // Under qemu the process is the emulator, whose translation cache grows as it runs.
     let Some((fake, _dir, d)) = common::native_daemon_on_fake(extra) else { return };
-    let check = |n: usize| {
-        for _ in 0..n {
-            let r = d.get("/");
-            assert_eq!(r.status, 200, "{r:?}");
-        }
-    };
     // Warm up: the allocator's pools, the metrics, the logger reach their working size.
-    check(500);
+    d.checks_up(500);
     let (rss0, maps0) = footprint(d.child.id());
-    check(5000);
+    d.checks_up(5000);
     let (rss1, maps1) = footprint(d.child.id());
     assert!(rss1 <= rss0 + 64, "resident memory grew from {rss0} KiB to {rss1} KiB over 5000 checks");
     assert!(maps1 <= maps0, "memory mappings went from {maps0} to {maps1} over 5000 checks");

@@ -15,28 +15,18 @@ fn reads(pid: u32) -> u64 {
 
 /// The daemon's descriptors that are timerfds.
 fn timerfds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("/proc/PID/fd")
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|target| target.to_string_lossy().contains("timerfd"))
-        .count()
+    common::fd_targets(pid).iter().filter(|target| target.to_string_lossy().contains("timerfd")).count()
 }
 
 #[test]
 fn a_check_waits_without_rearming_a_timer_or_reading_the_wakeup_descriptor() {
     let Some((_fake, _dir, d)) = common::native_daemon_on_fake(&[]) else { return };
     let pid = d.child.id();
-    let check = |n: usize| {
-        for _ in 0..n {
-            let r = d.get("/");
-            assert_eq!(r.status, 200, "{r:?}");
-        }
-    };
-    check(20);
+    d.checks_up(20);
     assert_eq!(timerfds(pid), 0, "the reactor made a timerfd: is vendor/polling patched in?");
     let before = reads(pid);
     const N: u64 = 300;
-    check(N as usize);
+    d.checks_up(N as usize);
     let per_check = (reads(pid) - before) as f64 / N as f64;
     // Stock polling reads its eventfd after every wait: 4 or more a check. A wake-up from the
     // async-io thread may still cost one now and then.

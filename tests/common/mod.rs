@@ -143,6 +143,14 @@ impl Daemon {
     pub fn get(&self, path: &str) -> Response {
         self.request(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
     }
+
+    /// `n` checks of `/`, one after another, each of which must answer 200.
+    pub fn checks_up(&self, n: usize) {
+        for _ in 0..n {
+            let r = self.get("/");
+            assert_eq!(r.status, 200, "{r:?}");
+        }
+    }
 }
 
 impl Drop for Daemon {
@@ -235,9 +243,14 @@ pub fn tcp_listeners(port: u16) -> Vec<(u32, String)> {
 /// among the process's descriptors.
 pub fn listens_on(pid: u32, port: u16) -> bool {
     let sockets: Vec<String> = tcp_listeners(port).into_iter().map(|(_, inode)| format!("socket:[{inode}]")).collect();
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
-    fds.flatten()
-        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| sockets.iter().any(|s| l.as_os_str() == s.as_str())))
+    fd_targets(pid).iter().any(|l| sockets.iter().any(|s| l.as_os_str() == s.as_str()))
+}
+
+/// What the descriptors of process `pid` point at (`/proc/PID/fd`): paths, `socket:[INODE]`,
+/// `anon_inode:[timerfd]` and so on. Empty if the process is gone.
+pub fn fd_targets(pid: u32) -> Vec<PathBuf> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    fds.flatten().filter_map(|fd| std::fs::read_link(fd.path()).ok()).collect()
 }
 
 /// A raw HTTP response.
