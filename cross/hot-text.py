@@ -1,9 +1,20 @@
 """cross/hot-text.sh's arithmetic: executed code -> input sections -> linker script patterns.
 
-  hot-text.py trace MAP ICF NM OUT CG...     callgrind traces -> OUT, the hot (file, section)s
+  hot-text.py trace MAP ICF NM OUT CG...     callgrind traces (the most common way of checking
+                                             first) -> OUT, the hot (file, section)s in order
   hot-text.py faults MAP NM OUT PERF...      `perf script --no-demangle -F ip,sym,symoff` page
-                                             faults in .text (the cold part) -> appended to OUT
-  hot-text.py script ICF SECTIONS -- HAND... the linker script, on stdout
+                                             faults in .text and .text.late -> appended to OUT
+  hot-text.py script ICF SECTIONS FAULTS -- EARLY... -- LATE...
+                                             the linker script, on stdout
+
+The order within .text.hot is what a daemon's resident set is made of: it maps the windows that
+hold code it ran. So first the code every trace ran (start-up and the common check path), then
+EARLY (hand-added code every check runs) and the faults' finds (code that runs natively now and
+then, whatever the way of checking: a contended lock, a timed wait), then each trace's own code in
+the order given; LATE (hand-added code for rare paths) goes in an output section of its own,
+.text.late, after it. A daemon checking one way maps the start of .text.hot and little of the
+rest. The native rounds look for faults in .text.late as in the cold .text: what runs there moves
+up, so the layout they last tested is the one written.
 """
 import bisect
 import re
@@ -11,8 +22,9 @@ import sys
 
 
 def text_sections(map_path):
-    """(vma, size, file, section) of every input section of .text and .text.hot, from lld's
-    map: VMA LMA SIZE ALIGN, then output section, input section or symbol by indentation."""
+    """(vma, size, file, section, output section) of every input section of .text, .text.hot and
+    .text.late, from lld's map: VMA LMA SIZE ALIGN, then output section, input section or symbol
+    by indentation."""
     secs, out = [], None
     for line in open(map_path):
         m = re.match(r'^\s*([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)\s+\d+ (.*)$', line.rstrip('\n'))
@@ -22,7 +34,7 @@ def text_sections(map_path):
         indent = len(rest) - len(rest.lstrip(' '))
         if indent == 0:
             out = rest.strip()
-        elif indent == 8 and out in ('.text', '.text.hot'):
+        elif indent == 8 and out in ('.text', '.text.hot', '.text.late'):
             f = re.match(r'(.*):\((.*)\)$', rest.strip())
             if f:
                 secs.append((int(m.group(1), 16), int(m.group(2), 16), f.group(1), f.group(2), out))
@@ -56,8 +68,9 @@ def trace(map_path, icf_path, nm_path, out_path, cg_paths):
     --demangle=no, so the names match); a function nm does not name takes the offset most
     functions share."""
     syms = symbols(nm_path)
-    executed = set()
+    executed_by = []
     for path in cg_paths:
+        executed = set()
         names, fn, cur, blocks = {}, None, 0, {}
         for line in open(path):
             m = re.match(r'(c?fn)=\((\d+)\)(?: (.*))?', line)
@@ -87,17 +100,33 @@ def trace(map_path, icf_path, nm_path, out_path, cg_paths):
         for fn, addrs in blocks.items():
             o = offsets.get(fn, common)
             executed |= {a - o for a in addrs}
-    hot = {(s[2], s[3]): s[1] for s in containing(text_sections(map_path), executed)}
+        executed_by.append(executed)
+    secs = text_sections(map_path)
+    # Each trace's sections, in address order (dicts keep it).
+    ran = [{(s[2], s[3]): s[1] for s in containing(secs, executed)} for executed in executed_by]
+    everywhere = {k: v for k, v in ran[0].items() if all(k in r for r in ran)}
+    hot = dict(everywhere)
+    groups = [everywhere]
+    for r in ran:
+        groups.append({k: v for k, v in r.items() if k not in hot})
+        hot.update(groups[-1])
     if not hot:
         sys.exit('hot-text: no executed section found: is the map from the traced binary?')
-    print('hot-text: %d sections, %d bytes executed' % (len(hot), sum(hot.values())), file=sys.stderr)
+    print('hot-text: %d sections, %d bytes executed; by every trace %d bytes, then %s' %
+          (len(hot), sum(hot.values()), sum(everywhere.values()),
+           ', '.join('%s %d' % (p.rsplit('/', 1)[-1], sum(g.values()))
+                     for p, g in zip(cg_paths, groups[1:]))), file=sys.stderr)
     with open(out_path, 'w') as out:
-        for f, sec in hot:
-            out.write('%s %s\n' % (f, sec))
+        for i, group in enumerate(groups):
+            for f, sec in group:
+                out.write('%s %s\n' % (f, sec))
+            if i == 0:
+                out.write('--\n')
 
 
 def faults(map_path, nm_path, out_path, perf_paths):
-    """Instruction fetches that faulted in the cold .text: code the traces missed."""
+    """Instruction fetches that faulted in the cold .text or in .text.late (the rare paths): code
+    the traces missed, which belongs with the code every daemon may run."""
     syms = symbols(nm_path)
     addrs, unknown = set(), set()
     for path in perf_paths:
@@ -111,7 +140,7 @@ def faults(map_path, nm_path, out_path, perf_paths):
     if unknown:
         sys.exit('hot-text: demangled names in the faults (perf script --no-demangle?): %s'
                  % ', '.join(sorted(unknown)[:5]))
-    cold = {(s[2], s[3]) for s in containing(text_sections(map_path), addrs) if s[4] == '.text'}
+    cold = {(s[2], s[3]) for s in containing(text_sections(map_path), addrs) if s[4] != '.text.hot'}
     for f, sec in sorted(cold):
         print('hot-text: executed but not traced: %s' % sec, file=sys.stderr)
     with open(out_path, 'a') as out:
@@ -151,8 +180,14 @@ def pattern(f, sec):
     return '*(%s)' % re.sub(r'\.[0-9]+$', '*', re.sub(r'ring_core_[0-9_]*__', 'ring_core_*__', sec))
 
 
-def script(icf_path, sections_path, hand):
-    hot = [tuple(line.rstrip('\n').split(' ', 1)) for line in open(sections_path)]
+def script(icf_path, sections_path, faults_path, early, late):
+    lines = [line.rstrip('\n') for line in open(sections_path)]
+    split = lines.index('--')
+    hot = [tuple(line.split(' ', 1)) for line in lines[:split] + lines[split + 1:]]
+    try:
+        found = [tuple(line.rstrip('\n').split(' ', 1)) for line in open(faults_path)]
+    except FileNotFoundError:
+        found = []
     # Sections the linker folds together with a hot one come along: any of them may be the
     # copy it keeps.
     groups, kept = {}, None
@@ -165,15 +200,29 @@ def script(icf_path, sections_path, hand):
             groups[kept].append((m.group(2), m.group(3)))
     by_member = {sec: members for members in groups.values() for _, sec in members}
     patterns = []
-    for f, sec in hot + [m for _, sec in hot for m in by_member.get(sec, [])]:
-        p = pattern(f, sec)
-        if p not in patterns:
-            patterns.append(p)
-    patterns += [p for p in hand if p not in patterns]
+
+    def add(ps):
+        patterns.extend(p for p in dict.fromkeys(ps) if p not in patterns)
+
+    # A hot section's folded twins right after it.
+    def with_twins(sections):
+        for f, sec in sections:
+            yield pattern(f, sec)
+            for m in by_member.get(sec, []):
+                yield pattern(*m)
+    add(with_twins(hot[:split]))
+    add(early)
+    add(with_twins(found))
+    add(with_twins(hot[split:]))
+    hot_end = len(patterns)
+    add(late)
     print('/* Generated by cross/hot-text.sh: the code a running mysqlchk executes, first and')
     print('   together (build.rs links every musl release build with it). Do not edit. */')
     print('SECTIONS {\n  .text.hot : {')
-    for p in patterns:
+    for p in patterns[:hot_end]:
+        print('    ' + p)
+    print('  }\n  .text.late : {')
+    for p in patterns[hot_end:]:
         print('    ' + p)
     print('  }\n} INSERT BEFORE .text;')
 
@@ -185,7 +234,8 @@ if __name__ == '__main__':
     elif cmd == 'faults':
         print(faults(args[0], args[1], args[2], args[3:]))
     elif cmd == 'script':
-        split = args.index('--')
-        script(args[0], args[1], args[split + 1:])
+        first = args.index('--')
+        second = args.index('--', first + 1)
+        script(args[0], args[1], args[2], args[first + 1:second], args[second + 1:])
     else:
         sys.exit(__doc__)

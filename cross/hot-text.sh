@@ -8,15 +8,22 @@
 #
 # How: an unstripped x86_64 TLS release build (its linker map and a --reproduce archive) runs
 # under valgrind's callgrind against a throwaway MariaDB with TLS: start-up, then checks with
-# --ssl-mode REQUIRED (with and without --ssl-no-resume), VERIFY_IDENTITY and DISABLED and with
-# --keep-session, /metrics and an agent check. Every executed instruction names its input section
-# in the map; functions the linker folded together (--icf=all) come along. Crate disambiguators
-# and back-references in the mangled names become `*`, so one list serves every target and both
-# flavours. To it come, by hand, code
-# that callgrind cannot see or that depends on the machine (see HAND below). Then, with perf, the
-# same checks run natively on the TLS build and on the plain one, each linked with the list,
-# recording page faults: code that still faults outside .text.hot joins the list, round after
-# round until none does (cross/hot-text.py does the arithmetic).
+# --ssl-mode REQUIRED (with a P-256 and with an RSA server certificate, and with --ssl-no-resume),
+# VERIFY_IDENTITY and DISABLED and with --keep-session, /metrics and an agent check. Every
+# executed instruction names its input section in the map; functions the linker folded together
+# (--icf=all) come along. Crate disambiguators and back-references in the mangled names become
+# `*`, so one list serves every target and both flavours. To it come, by hand, code that callgrind
+# cannot see or that depends on the machine (EARLY and LATE below). Then, with perf, the same
+# checks run natively on the TLS build and on the plain one, each linked with the list, recording
+# page faults: code that still faults outside .text.hot joins the list, round after round until
+# none does (cross/hot-text.py does the arithmetic). The last round tests the layout written.
+#
+# The list is in order: the code every way of checking runs, then the code any of them may run
+# (EARLY, and what the native rounds found: a contended lock, a timed wait), then each way's own,
+# the most common first (`ways` below). The rare paths (LATE) go after it, in .text.late, where
+# the native rounds look for faults as in the cold .text. A daemon maps the windows that hold code
+# it ran, so one that checks one way keeps the start of .text.hot resident and little of the rest;
+# build.rs aligns the segments to 64 KiB, so those windows are the same at every start.
 #
 # A name missing from the list only costs memory, never correctness: the function lands in .text
 # as before. Run it again when the code changes much (`cross/sizes.sh` and scripts/bench.sh show
@@ -79,9 +86,20 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localho
     -keyout "$work/tls-key.pem" -out "$work/tls.csr" 2>/dev/null
 openssl x509 -req -in "$work/tls.csr" -CA "$work/ca.pem" -CAkey "$work/ca-key.pem" -days 2 \
     -extfile <(echo "subjectAltName=DNS:localhost,IP:127.0.0.1") -out "$work/tls.pem" 2>/dev/null
+# And an RSA one, as MySQL makes for itself and most managed databases use.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+    -keyout "$work/rsa-key.pem" -out "$work/rsa.pem" 2>/dev/null
+cp "$work/tls.pem" "$work/ec.pem"
+cp "$work/tls-key.pem" "$work/ec-key.pem"
 dbport=$("$tool" port)
 log "starting a throwaway MariaDB with TLS on 127.0.0.1:$dbport"
 throwaway_mariadb "$dbport" "" --ssl-cert="$work/tls.pem" --ssl-key="$work/tls-key.pem" || exit 1
+# server_cert ec|rsa: the certificate MariaDB presents from its next handshake on.
+server_cert() {
+    cp "$work/$1.pem" "$work/tls.pem"
+    cp "$work/$1-key.pem" "$work/tls-key.pem"
+    mariadb --no-defaults -uroot -S "$work/db.sock" -e "FLUSH SSL"
+}
 
 # run NAME HOST COMMAND...: the daemon as COMMAND ... mysqlchk FLAGS (the end of COMMAND is the
 # binary; FLAGS follow after --), checking HOST:$dbport: start-up, 20 checks, an idle moment past
@@ -127,6 +145,9 @@ scenarios() {
     run "$name-required" 127.0.0.1 "${@//@/$name-required}" -- --ssl-mode REQUIRED
     run "$name-verify" localhost "${@//@/$name-verify}" -- --ssl-mode VERIFY_IDENTITY --ssl-ca "$work/ca.pem"
     run "$name-noresume" 127.0.0.1 "${@//@/$name-noresume}" -- --ssl-mode REQUIRED --ssl-no-resume
+    server_cert rsa
+    run "$name-rsa" 127.0.0.1 "${@//@/$name-rsa}" -- --ssl-mode REQUIRED
+    server_cert ec
     plain_scenarios "$name" "$@"
 }
 # plain_scenarios NAME WRAPPER...: the same without TLS, which the plain build runs too.
@@ -138,7 +159,9 @@ plain_scenarios() {
 }
 log "tracing under callgrind"
 scenarios trace valgrind --tool=callgrind --demangle=no --dump-instr=yes --callgrind-out-file="$work/@.cg" "$bin"
-for s in required verify noresume plain keep; do
+# The ways of checking, most common first: .text.hot is laid out in this order (hot-text.py).
+ways=(required rsa verify noresume plain keep)
+for s in "${ways[@]}"; do
     [[ -s $work/trace-$s.cg ]] || die "callgrind wrote nothing for $s: $(cat "$work/trace-$s.log")"
 done
 
@@ -148,7 +171,8 @@ done
 #   AVX2, VAES, ADX on x86_64; NEON and the crypto extensions on ARM), and valgrind's CPU has
 #   fewer features than the real one;
 # - async-io's timer map, which the traced checks may not reach (below).
-HAND=(
+# They go right after the code every trace ran; LATE, the rare paths, at the very end.
+EARLY=(
     '*(.text.memcpy)' '*(.text.memmove)' '*(.text.memset)' '*(.text.memcmp)' '*(.text.bcmp)'
     '*(.text.memchr)' '*(.text.strlen)' '*(.text.strnlen)' '*(.text.strcmp)' '*(.text.strncmp)'
     '*(.text.strchr)' '*(.text.strchrnul)'
@@ -163,17 +187,21 @@ HAND=(
 )
 # And the async runtime and the daemon's serving modules whole: their rare paths (contention,
 # eviction, timers under load) would otherwise each fault in a cold window some day.
+LATE=()
 for crate in 3std 8dlmalloc 8async_io 14async_executor 10async_task 13async_channel 16concurrent_queue \
     14event_listener 7polling 7parking 4slab 9async_net 12async_signal 20signal_hook_registry \
     8mysqlchk6server 8mysqlchk5check 8mysqlchk4http 8mysqlchk7profile 8mysqlchk7metrics 8mysqlchk4link; do
     # A crate's own functions (its name first in the path), cold-marked ones too.
-    HAND+=("*(.text._R*C*${crate}*)" "*(.text.unlikely._R*C*${crate}*)")
+    LATE+=("*(.text._R*C*${crate}*)" "*(.text.unlikely._R*C*${crate}*)")
 done
 
 nm -S --defined-only "$bin" >"$work/nm.txt"
-python3 cross/hot-text.py trace "$work/map.txt" "$work/icf.txt" "$work/nm.txt" "$work/sections.txt" "$work"/trace-*.cg
+traces=()
+for s in "${ways[@]}"; do traces+=("$work/trace-$s.cg"); done
+python3 cross/hot-text.py trace "$work/map.txt" "$work/icf.txt" "$work/nm.txt" "$work/sections.txt" "${traces[@]}"
 write_script() {
-    python3 cross/hot-text.py script "$work/icf.txt" "$work/sections.txt" -- "${HAND[@]}" >"$work/hot-text.ld"
+    python3 cross/hot-text.py script "$work/icf.txt" "$work/sections.txt" "$work/faults.txt" \
+        -- "${EARLY[@]}" -- "${LATE[@]}" >"$work/hot-text.ld"
 }
 write_script
 
@@ -201,7 +229,7 @@ if command -v perf >/dev/null; then
         for flavour in "$link_dir refine" "$plain_dir plain"; do
             read -r dir runs <<<"$flavour"
             n=$(python3 cross/hot-text.py faults "$dir/refine.map" "$dir/refine-nm.txt" \
-                "$work/sections.txt" "$work/$runs"-*.faults)
+                "$work/faults.txt" "$work/$runs"-*.faults)
             new=$((new + n))
         done
         log "native round $round: $new function(s) executed outside the list"
