@@ -2,8 +2,10 @@
 
   hot-text.py trace MAP ICF NM OUT CG...     callgrind traces (the most common way of checking
                                              first) -> OUT, the hot (file, section)s in order
-  hot-text.py faults MAP NM OUT PERF...      `perf script --no-demangle -F ip,sym,symoff` page
-                                             faults in .text and .text.late -> appended to OUT
+  hot-text.py faults MAP NM SECTIONS OUT PERF...
+                                             `perf script --no-demangle -F ip,sym,symoff` page
+                                             faults (files named ...-WAY.faults) in .text and
+                                             .text.late, or in a later way's code -> appended to OUT
   hot-text.py script ICF SECTIONS FAULTS -- EARLY... -- LATE...
                                              the linker script, on stdout
 
@@ -13,8 +15,10 @@ EARLY (hand-added code every check runs) and the faults' finds (code that runs n
 then, whatever the way of checking: a contended lock, a timed wait), then each trace's own code in
 the order given; LATE (hand-added code for rare paths) goes in an output section of its own,
 .text.late, after it. A daemon checking one way maps the start of .text.hot and little of the
-rest. The native rounds look for faults in .text.late as in the cold .text: what runs there moves
-up, so the layout they last tested is the one written.
+rest. The native rounds look for faults in .text.late as in the cold .text, and in the code of a
+way that comes after the run's own (timing decides some paths: the traces, slowed down by
+valgrind, put a connection's slow path with another way's code): what faults there moves up, so
+the layout they last tested is the one written.
 """
 import bisect
 import re
@@ -118,29 +122,53 @@ def trace(map_path, icf_path, nm_path, out_path, cg_paths):
                      for p, g in zip(cg_paths, groups[1:]))), file=sys.stderr)
     with open(out_path, 'w') as out:
         for i, group in enumerate(groups):
+            if i > 0:
+                out.write('-- %s\n' % way(cg_paths[i - 1]))
             for f, sec in group:
                 out.write('%s %s\n' % (f, sec))
             if i == 0:
                 out.write('--\n')
 
 
-def faults(map_path, nm_path, out_path, perf_paths):
-    """Instruction fetches that faulted in the cold .text or in .text.late (the rare paths): code
-    the traces missed, which belongs with the code every daemon may run."""
+def way(path):
+    """The way of checking a trace or a fault file is of: the end of its name (trace-rsa.cg,
+    refine-2-verify.faults)."""
+    return path.rsplit('/', 1)[-1].rsplit('.', 1)[0].rsplit('-', 1)[-1]
+
+
+def faults(map_path, nm_path, sections_path, out_path, perf_paths):
+    """Instruction fetches that faulted in the cold .text or in .text.late (the rare paths), or in
+    the code of a way that comes after the run's own: code the traces missed or put too late,
+    which belongs with the code every daemon may run."""
     syms = symbols(nm_path)
-    addrs, unknown = set(), set()
+    # Each way's place in .text.hot, by pattern (the plain build names its sections differently).
+    rank, ranks, r = {}, {}, 0
+    for line in open(sections_path):
+        line = line.rstrip('\n')
+        if line.startswith('--'):
+            if line != '--':
+                r += 1
+                ranks[line[3:]] = r
+            continue
+        f, sec = line.split(' ', 1)
+        rank.setdefault(pattern(f, sec), r)
+    secs = text_sections(map_path)
+    unknown, cold = set(), set()
     for path in perf_paths:
+        mine, late = set(), ranks.get(way(path), 0)
         for line in open(path):
             m = re.match(r'\s*[0-9a-f]+\s+(\S+)\+0x([0-9a-f]+)$', line.rstrip())
             if m and m.group(1) in syms:
-                addrs.add(syms[m.group(1)] + int(m.group(2), 16))
+                mine.add(syms[m.group(1)] + int(m.group(2), 16))
             elif m and '::' in m.group(1):
                 unknown.add(m.group(1))
+        for s in containing(secs, mine):
+            if s[4] != '.text.hot' or rank.get(pattern(s[2], s[3]), 0) > late:
+                cold.add((s[2], s[3]))
     # A demangled name matches nothing nm prints, and its cold fault would go unseen.
     if unknown:
         sys.exit('hot-text: demangled names in the faults (perf script --no-demangle?): %s'
                  % ', '.join(sorted(unknown)[:5]))
-    cold = {(s[2], s[3]) for s in containing(text_sections(map_path), addrs) if s[4] != '.text.hot'}
     for f, sec in sorted(cold):
         print('hot-text: executed but not traced: %s' % sec, file=sys.stderr)
     with open(out_path, 'a') as out:
@@ -183,7 +211,7 @@ def pattern(f, sec):
 def script(icf_path, sections_path, faults_path, early, late):
     lines = [line.rstrip('\n') for line in open(sections_path)]
     split = lines.index('--')
-    hot = [tuple(line.split(' ', 1)) for line in lines[:split] + lines[split + 1:]]
+    hot = [tuple(line.split(' ', 1)) for line in lines if not line.startswith('--')]
     try:
         found = [tuple(line.rstrip('\n').split(' ', 1)) for line in open(faults_path)]
     except FileNotFoundError:
@@ -232,7 +260,7 @@ if __name__ == '__main__':
     if cmd == 'trace':
         trace(args[0], args[1], args[2], args[3], args[4:])
     elif cmd == 'faults':
-        print(faults(args[0], args[1], args[2], args[3:]))
+        print(faults(args[0], args[1], args[2], args[3], args[4:]))
     elif cmd == 'script':
         first = args.index('--')
         second = args.index('--', first + 1)

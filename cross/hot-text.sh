@@ -20,10 +20,12 @@
 #
 # The list is in order: the code every way of checking runs, then the code any of them may run
 # (EARLY, and what the native rounds found: a contended lock, a timed wait), then each way's own,
-# the most common first (`ways` below). The rare paths (LATE) go after it, in .text.late, where
-# the native rounds look for faults as in the cold .text. A daemon maps the windows that hold code
-# it ran, so one that checks one way keeps the start of .text.hot resident and little of the rest;
-# build.rs aligns the segments to 64 KiB, so those windows are the same at every start.
+# the most common first (`ways` below). The rare paths (LATE) go after it, in .text.late. The
+# native rounds look for faults there as in the cold .text, and in the code of a way after the
+# run's own (valgrind's slow runs take a connection's slow path in one way or another). A daemon
+# maps the windows that hold code it ran, so one that checks one way keeps the start of .text.hot
+# resident and little of the rest; build.rs aligns the segments to 64 KiB, so those windows are
+# the same at every start.
 #
 # A name missing from the list only costs memory, never correctness: the function lands in .text
 # as before. Run it again when the code changes much (`cross/sizes.sh` and scripts/bench.sh show
@@ -229,7 +231,7 @@ if command -v perf >/dev/null; then
         for flavour in "$link_dir refine" "$plain_dir plain"; do
             read -r dir runs <<<"$flavour"
             n=$(python3 cross/hot-text.py faults "$dir/refine.map" "$dir/refine-nm.txt" \
-                "$work/faults.txt" "$work/$runs"-*.faults)
+                "$work/sections.txt" "$work/faults.txt" "$work/$runs"-*.faults)
             new=$((new + n))
         done
         log "native round $round: $new function(s) executed outside the list"
