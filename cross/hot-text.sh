@@ -172,7 +172,8 @@ done
 # - ring's assembly (whole objects) and ring::aead: picked by CPU feature at run time (SHA-NI,
 #   AVX2, VAES, ADX on x86_64; NEON and the crypto extensions on ARM), and valgrind's CPU has
 #   fewer features than the real one;
-# - async-io's timer map, which the traced checks may not reach (below).
+# - async-io's timer map, which the traced checks may not reach (below);
+# - dlmalloc's trim, which runs once every 4,095 frees: after a few hundred checks.
 # They go right after the code every trace ran; LATE, the rare paths, at the very end.
 EARLY=(
     '*(.text.memcpy)' '*(.text.memmove)' '*(.text.memset)' '*(.text.memcmp)' '*(.text.bcmp)'
@@ -186,6 +187,8 @@ EARLY=(
     # async-io's timer map (a BTreeMap of Instant and Waker): deadlines share one timer
     # (src/deadline.rs), armed about once per --timeout, so a short trace may not see it.
     '*(.text._R*5alloc11collections5btree*4time7Instant*)' '*(.text._R*5alloc11collections5btree*4wake5Waker*)'
+    # dlmalloc's trim, and the unmapping of a segment it frees.
+    '*(.text._R*8dlmalloc*23release_unused_segments*)' '*(.text._R*8dlmalloc3sys*9Allocator4free*)'
 )
 # And the async runtime and the daemon's serving modules whole: their rare paths (contention,
 # eviction, timers under load) would otherwise each fault in a cold window some day.
