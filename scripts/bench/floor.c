@@ -6,7 +6,9 @@
  *                                                  FLOOR_TLS_CA=FILE: the CA file to load;
  *                                                  FLOOR_KEEP=1: one login before the loop,
  *                                                  and each check is the query and its row
- *                                                  alone, the floor of --keep-session)
+ *                                                  alone, the floor of --keep-session;
+ *                                                  FLOOR_QUERY=SQL: that statement instead of
+ *                                                  `select @@hostname`)
  * After one untimed check (the library's start-up), prints: ok=N fail=N median_us= p99_us=
  * mean_us= wall_s= cpu_us= (user+system of the N checks) hwm_kb=, and appends the duration of
  * each good check (µs, one a line) to the file RAW. */
@@ -18,11 +20,12 @@
 #include "stats.h"
 
 static int tls;
+static const char *sql = "select @@hostname";
 
 /* The query and its row on a logged-in `db`. */
 static int query(MYSQL *db) {
     int good = 0;
-    if (mysql_query(db, "select @@hostname") == 0) {
+    if (mysql_query(db, sql) == 0) {
         MYSQL_RES *res = mysql_store_result(db);
         MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
         good = row && row[0];
@@ -76,6 +79,7 @@ int main(int argc, char **argv) {
     }
     int port = atoi(argv[2]), n = atoi(argv[5]), ok = 0, reported = 0;
     tls = getenv("FLOOR_TLS") && strcmp(getenv("FLOOR_TLS"), "1") == 0;
+    if (getenv("FLOOR_QUERY") && *getenv("FLOOR_QUERY")) sql = getenv("FLOOR_QUERY");
     int keep = getenv("FLOOR_KEEP") && strcmp(getenv("FLOOR_KEEP"), "1") == 0;
     /* FLOOR_GAP_MS: checks that many milliseconds apart (HAProxy's pace), not back to back. */
     int gap_us = getenv("FLOOR_GAP_MS") ? atoi(getenv("FLOOR_GAP_MS")) * 1000 : 0;
