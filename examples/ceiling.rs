@@ -29,6 +29,8 @@ async fn serve(mut stream: TcpStream) -> std::io::Result<()> {
 }
 
 fn main() -> std::io::Result<()> {
+    // As the daemon does: this thread drives async-io alone, without its helper thread.
+    async_io::no_helper_thread();
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9200".into());
     let ex = Rc::new(LocalExecutor::new());
     smol::block_on(ex.run(async {

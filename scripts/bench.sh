@@ -408,9 +408,10 @@ syscalls mysqlchk curl
 syscalls mysqlchk_keep curl
 
 # At HAProxy's pace: checks pace_ms apart (HAProxy's `inter` is 2 s by default), so the server
-# goes idle between them. async-io's helper thread ("async-io") then waits for the reactor while
-# the main thread sleeps in it, takes it over at the next wake-up, and hands that check's events
-# to the main thread (futex), then backs off in timed sleeps: its calls are counted apart.
+# goes idle between them. Stock async-io's helper thread ("async-io") then waits for the reactor
+# while the main thread sleeps in it, takes it over at the next wake-up, and hands that check's
+# events to the main thread (futex), then backs off in timed sleeps. mysqlchk and the ceiling run
+# without it (vendor/README.md); its calls and the futexes are counted apart, to show that.
 pace_ms=${BENCH_PACE_MS:-20}
 pace_n=${BENCH_PACE_N:-200}
 paced() { # NAME: R[NAME.pace_median_ms], .pace_cpu_ms, .pace_sys, .pace_helper_sys, .pace_futex

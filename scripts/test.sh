@@ -123,6 +123,9 @@ echo "test.sh: polling's own tests, on our patched copy (vendor/README.md)" >&2
 CARGO_TARGET_DIR="$PWD/target/vendor-polling" cargo test --quiet --locked \
     --manifest-path vendor/polling/Cargo.toml -- --skip below_ms --skip above_ms
 
+echo "test.sh: async-io's own tests, on our patched copy (vendor/README.md)" >&2
+CARGO_TARGET_DIR="$PWD/target/vendor-async-io" cargo test --quiet --locked --manifest-path vendor/async-io/Cargo.toml
+
 echo "test.sh: cargo test" >&2
 cargo test
 # The TLS build (--ssl-mode): everything again, plus the tests that need it (tests/tls.rs, the

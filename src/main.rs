@@ -11,6 +11,10 @@ use mysqlchk::logger::{write_stderr, write_stdout};
 use mysqlchk::server;
 
 fn main() -> ExitCode {
+    // This thread drives every socket and timer, inside `block_on`: async-io starts no helper
+    // thread, whose hand-overs of the reactor cost every check that follows an idle spell
+    // (vendor/README.md).
+    async_io::no_helper_thread();
     #[cfg(not(feature = "tls"))]
     if let Err(e) = mysqlchk::config::tls_only_flag(lossy_args()) {
         return config_error(&e, lossy_args().any(|a| a == "--once"));

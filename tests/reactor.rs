@@ -32,3 +32,29 @@ fn a_check_waits_without_rearming_a_timer_or_reading_the_wakeup_descriptor() {
     // async-io thread may still cost one now and then.
     assert!(per_check < 0.5, "{per_check:.2} read(2) calls a check: the reactor reads its wake-up descriptor per wait");
 }
+
+/// The names of the process's threads (/proc/PID/task/*/comm).
+fn threads(pid: u32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc/PID/task");
+    let mut names: Vec<String> = tasks
+        .map(|t| std::fs::read_to_string(t.expect("a task").path().join("comm")).expect("comm").trim().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The daemon promises async-io that its one thread drives the reactor (`no_helper_thread`,
+/// vendor/README.md): no "async-io" helper thread, which would take the reactor over after every
+/// idle spell and hand each check's wake-ups back with futexes. Checks that come after idle
+/// spells longer than the helper's back-off (about 20 ms) are answered by the one thread alone.
+#[test]
+fn the_daemon_is_one_thread_and_answers_after_idle_spells() {
+    let Some((_fake, _dir, d)) = common::native_daemon_on_fake(&[]) else { return };
+    let pid = d.child.id();
+    d.checks_up(5);
+    for _ in 0..5 {
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        d.checks_up(1);
+    }
+    assert_eq!(threads(pid), ["mysqlchk"], "the daemon runs threads besides its own: is vendor/async-io patched in?");
+}

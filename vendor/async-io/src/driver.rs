@@ -14,10 +14,30 @@ use crate::reactor::Reactor;
 /// Number of currently active `block_on()` invocations.
 static BLOCK_ON_COUNT: AtomicUsize = AtomicUsize::new(0);
 
+/// mysqlchk: set by [`no_helper_thread`].
+static NO_HELPER_THREAD: AtomicBool = AtomicBool::new(false);
+
+/// mysqlchk: promises that this process drives async-io from one thread only, inside
+/// [`block_on`], for as long as it uses async-io; call it before the first use of async-io.
+///
+/// Then no "async-io" helper thread is started, and a `block_on` waiting on I/O keeps the reactor
+/// instead of handing it to that thread after 500 µs. The helper exists to drive I/O for threads
+/// that wait without `block_on`, or while another thread's `block_on` holds the reactor; with one
+/// thread there are none, and the helper only costs a hand-over of the reactor (futex wake-ups)
+/// whenever the process comes back from idle, plus its stack.
+///
+/// Breaking the promise (a second thread polling async-io sources or timers) can leave that
+/// thread waiting for I/O that nobody drives.
+pub fn no_helper_thread() {
+    NO_HELPER_THREAD.store(true, Ordering::SeqCst);
+}
+
+/// Unparker for the "async-io" thread (mysqlchk: a static of the module, not of `unparker`, so
+/// that `block_on` can tell whether the thread was started).
+static UNPARKER: OnceLock<parking::Unparker> = OnceLock::new();
+
 /// Unparker for the "async-io" thread.
 fn unparker() -> &'static parking::Unparker {
-    static UNPARKER: OnceLock<parking::Unparker> = OnceLock::new();
-
     UNPARKER.get_or_init(|| {
         let (parker, unparker) = parking::pair();
 
@@ -35,9 +55,11 @@ fn unparker() -> &'static parking::Unparker {
     })
 }
 
-/// Initializes the "async-io" thread.
+/// Initializes the "async-io" thread (mysqlchk: unless [`no_helper_thread`] was called).
 pub(crate) fn init() {
-    let _ = unparker();
+    if !NO_HELPER_THREAD.load(Ordering::SeqCst) {
+        let _ = unparker();
+    }
 }
 
 /// The main loop for the "async-io" thread.
@@ -120,10 +142,13 @@ pub fn block_on<T>(future: impl Future<Output = T>) -> T {
     // Increment `BLOCK_ON_COUNT` so that the "async-io" thread becomes less aggressive.
     BLOCK_ON_COUNT.fetch_add(1, Ordering::SeqCst);
 
-    // Make sure to decrement `BLOCK_ON_COUNT` at the end and wake the "async-io" thread.
+    // Make sure to decrement `BLOCK_ON_COUNT` at the end and wake the "async-io" thread
+    // (mysqlchk: if there is one; `unparker()` would start it).
     let _guard = CallOnDrop(|| {
         BLOCK_ON_COUNT.fetch_sub(1, Ordering::SeqCst);
-        unparker().unpark();
+        if let Some(unparker) = UNPARKER.get() {
+            unparker.unpark();
+        }
     });
 
     // Creates a parker and an associated waker that unparks it.
@@ -263,8 +288,11 @@ pub fn block_on<T>(future: impl Future<Output = T>) -> T {
                         break;
                     }
 
-                    // Check if this thread been handling I/O events for a long time.
-                    if start.elapsed() > Duration::from_micros(500) {
+                    // Check if this thread been handling I/O events for a long time (mysqlchk:
+                    // with no helper thread there is nobody to hand the reactor to).
+                    if start.elapsed() > Duration::from_micros(500)
+                        && !NO_HELPER_THREAD.load(Ordering::SeqCst)
+                    {
                         #[cfg(feature = "tracing")]
                         tracing::trace!("stops hogging the reactor");
 
