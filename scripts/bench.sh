@@ -319,10 +319,12 @@ one_n=${BENCH_ONE_CPU_N:-1000}
 all_cpus=$(taskset -cp $$ | sed 's/.*: *//')
 one_cpu=${all_cpus%%[-,]*}
 one_rows=(floor floor_probe floor_keep mysqlchk mysqlchk_keep ceiling)
-pin() { # CPULIST PID...: every thread of each
+pin() { # CPULIST PID...: every thread of each (taskset -a says nothing of a PID that is gone)
     local cpus=$1 p
     shift
-    for p in "$@"; do taskset -a -cp "$cpus" "$p" >/dev/null; done
+    for p in "$@"; do
+        taskset -cp "$cpus" "$p" >/dev/null && taskset -a -cp "$cpus" "$p" >/dev/null || return 1
+    done
 }
 # one NAME COUNT: COUNT checks of one contender on one_cpu; R[NAME.one_cpu_ns], .one_db_ns, .one_ok.
 one() {
