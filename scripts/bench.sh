@@ -171,18 +171,29 @@ wait_up() { # PORT: until one check answers 200
 declare -A PID PORT
 add() { R[$1.$2]=$((${R[$1.$2]:-0} + $3)); }
 
+# run_floor NAME COUNT RAW [WRAPPER...]: COUNT checks of the floor row NAME (floor, floor_probe,
+# floor_keep, floor_tls), run through WRAPPER (e.g. taskset) if given; prints the floor's line.
+run_floor() {
+    local name=$1 count=$2 raw=$3
+    shift 3
+    # With TLS, the server's own certificate as the CA file: without one, Connector/C (GnuTLS)
+    # loads the system's whole trust store for every connection, 17 ms of CPU a check.
+    FLOOR_TLS=$([[ $name == floor_tls ]] && echo 1 || echo 0) FLOOR_TLS_CA="$work/tls.pem" \
+        FLOOR_KEEP=$([[ $name == floor_keep ]] && echo 1 || echo 0) \
+        FLOOR_QUERY=$([[ $name == floor_probe ]] && echo "$probe_sql") \
+        "$@" "$work/floor" 127.0.0.1 "$dbport" haproxy hapass "$count" "$raw"
+}
+
+# nth_ms FILE RANK: the RANK-th smallest of FILE's durations (µs, one a line), in ms.
+nth_ms() { calc "$(sort -g "$1" | sed -n "${2}p") / 1000"; }
+
 # block NAME COUNT: COUNT checks of one contender, one after another, with the CPU they cost
 # its server (its process tree) and mariadbd.
 block() {
     local name=$1 count=$2 out c0 d0
     d0=$(cpu_ns "$dbpid")
     if [[ $name == floor* ]]; then
-        # With TLS, the server's own certificate as the CA file: without one, Connector/C (GnuTLS)
-        # loads the system's whole trust store for every connection, 17 ms of CPU a check.
-        out=$(FLOOR_TLS=$([[ $name == floor_tls ]] && echo 1 || echo 0) FLOOR_TLS_CA="$work/tls.pem" \
-            FLOOR_KEEP=$([[ $name == floor_keep ]] && echo 1 || echo 0) \
-            FLOOR_QUERY=$([[ $name == floor_probe ]] && echo "$probe_sql") \
-            "$work/floor" 127.0.0.1 "$dbport" haproxy hapass "$count" "$work/$name.lat")
+        out=$(run_floor "$name" "$count" "$work/$name.lat")
         add "$name" cpu_ns $(($(kv cpu_us "$out") * 1000))
         add "$name" wall_us "$(calc "$(kv wall_s "$out") * 1e6" 0)"
         ((${R[$name.rss_peak_kb]:-0} > $(kv hwm_kb "$out"))) || R[$name.rss_peak_kb]=$(kv hwm_kb "$out")
@@ -207,8 +218,8 @@ summarize() {
     local name=$1 ok=${R[$1.ok]:-0}
     R[$name.failed]=$((R[$name.checks] - ok))
     if ((ok > 0)); then
-        R[$name.median_ms]=$(calc "$(sort -g "$work/$name.lat" | sed -n "$(((ok - 1) / 2 + 1))p") / 1000")
-        R[$name.p99_ms]=$(calc "$(sort -g "$work/$name.lat" | sed -n "$(((99 * (ok - 1) + 50) / 100 + 1))p") / 1000")
+        R[$name.median_ms]=$(nth_ms "$work/$name.lat" $(((ok - 1) / 2 + 1)))
+        R[$name.p99_ms]=$(nth_ms "$work/$name.lat" $(((99 * (ok - 1) + 50) / 100 + 1)))
     fi
     R[$name.cpu_ms]=$(calc "${R[$name.cpu_ns]} / 1e6 / ($ok > 0 ? $ok : 1)" 4)
     R[$name.db_cpu_ms]=$(calc "${R[$name.db_ns]} / 1e6 / ($ok > 0 ? $ok : 1)" 4)
@@ -331,9 +342,7 @@ one() {
     local name=$1 count=$2 out c0 d0
     d0=$(cpu_ns "$dbpid")
     if [[ $name == floor* ]]; then
-        out=$(FLOOR_TLS=0 FLOOR_KEEP=$([[ $name == floor_keep ]] && echo 1 || echo 0) \
-            FLOOR_QUERY=$([[ $name == floor_probe ]] && echo "$probe_sql") taskset -c "$one_cpu" \
-            "$work/floor" 127.0.0.1 "$dbport" haproxy hapass "$count" "$work/$name.one.lat")
+        out=$(run_floor "$name" "$count" "$work/$name.one.lat" taskset -c "$one_cpu")
         add "$name" one_cpu_ns $(($(kv cpu_us "$out") * 1000))
     else
         c0=$(cpu_ns "${PID[$name]}")
@@ -353,7 +362,7 @@ if pin "$one_cpu" "${one_servers[@]}"; then
     for r in "${one_rows[@]}"; do
         ok=${R[$r.one_ok]:-0}
         ((ok > 0)) || continue
-        R[$r.one_median_ms]=$(calc "$(sort -g "$work/$r.one.lat" | sed -n "$(((ok - 1) / 2 + 1))p") / 1000")
+        R[$r.one_median_ms]=$(nth_ms "$work/$r.one.lat" $(((ok - 1) / 2 + 1)))
         R[$r.one_cpu_ms]=$(calc "${R[$r.one_cpu_ns]} / 1e6 / $ok" 4)
         R[$r.one_db_cpu_ms]=$(calc "${R[$r.one_db_ns]} / 1e6 / $ok" 4)
     done
