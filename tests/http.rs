@@ -163,6 +163,27 @@ fn the_response_survives_a_client_that_sent_more_than_the_head() {
     }
 }
 
+/// A client that sends bytes after its complete request, while the check runs (a pipelined
+/// request, say), still reads the whole response: the daemon sees them before it closes and
+/// lingers, so its close is no reset (which destroyed the response in 0.2.0).
+#[test]
+fn the_response_survives_bytes_sent_after_a_complete_head() {
+    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw").delay(Duration::from_millis(300)));
+    let ff = std::env::temp_dir().join(format!("mysqlchk-http-late-{}", std::process::id()));
+    let d = daemon(&fake, &ff);
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(d.addr).unwrap();
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut raw = Vec::new();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.read_to_end(&mut raw).expect("no reset");
+        let r = parse_response(raw);
+        assert_eq!((r.status, r.body.as_str()), (200, "MySQL is running.\r\nfake-1\r\n"));
+    }
+}
+
 #[test]
 fn metrics_are_prometheus_text() {
     let (_fake, d, _) = setup();
