@@ -13,8 +13,10 @@
 //!   greeting is there (a refused connection is readable too, and its read fails).
 //! * [`accept`] takes a connection already non-blocking (`accept4`), with no registration at
 //!   all: the server registers it only if it ever has to wait for it.
+//! * [`Client::write_all`] sends with `MSG_MORE`: the response waits for the close that follows
+//!   and leaves with the FIN, one segment that wakes the client once.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::pin::Pin;
@@ -219,22 +221,31 @@ impl Client {
         futures_lite::AsyncReadExt::read(&mut self.registered()?, buf).await
     }
 
-    /// Writes all of `bytes`, waiting only if the send buffer is full.
+    /// Writes all of `bytes`, waiting only if the send buffer is full. The bytes go out with
+    /// `MSG_MORE`: the kernel holds the last partial segment back until the close or half-close
+    /// that must follow, which sends it with the FIN in one segment.
     pub async fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        if let Client::Bare(s) = self {
-            while !bytes.is_empty() {
-                match (&*s).write(bytes) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => bytes = &bytes[n..],
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
+        while !bytes.is_empty() {
+            let sent = match self {
+                Client::Bare(s) => send_more(s, bytes),
+                _ => self.registered()?.write_with(|s| send_more(s, bytes)).await,
+            };
+            match sent {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = &bytes[n..],
+                // The send buffer is full: wait for room from here on.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.registered()?;
                 }
-            }
-            if bytes.is_empty() {
-                return Ok(());
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
-        futures_lite::AsyncWriteExt::write_all(&mut self.registered()?, bytes).await
+        Ok(())
     }
+}
+
+/// One `send` with `MSG_MORE` (and `MSG_NOSIGNAL`, as std's writes).
+fn send_more(s: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    Ok(rn::send(s, bytes, rn::SendFlags::MORE | rn::SendFlags::NOSIGNAL)?)
 }
