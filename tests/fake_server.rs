@@ -517,6 +517,9 @@ fn client_sends_quit_after_every_login() {
     }
     eventually("five quits", || fake.quits() == 5);
     assert_eq!((fake.logins(), fake.quits()), (5, 5));
+    // Each command waits for the previous one's reply: a MySQL-protocol proxy in front of the
+    // database (Tungsten Connector, ProxySQL) is not bound to read pipelined commands.
+    assert_eq!(fake.pipelined(), 0, "a QUIT (or query) sent before the query's reply");
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 

@@ -272,6 +272,8 @@ struct Shared {
     connections: AtomicUsize,
     logins: AtomicUsize,
     quits: AtomicUsize,
+    /// Queries read with more bytes already waiting behind them, before they were answered.
+    pipelined: AtomicUsize,
     queries: Mutex<Vec<String>>,
     rsa_exchanges: AtomicUsize,
     clear_passwords: AtomicUsize,
@@ -378,6 +380,12 @@ impl FakeServer {
     /// COM_QUIT packets received.
     pub fn quits(&self) -> usize {
         self.shared.quits.load(Ordering::SeqCst)
+    }
+
+    /// Queries that had the client's next bytes (a pipelined command, a QUIT sent without
+    /// waiting for the reply) already behind them when they were read, over TCP or a unix socket.
+    pub fn pipelined(&self) -> usize {
+        self.shared.pipelined.load(Ordering::SeqCst)
     }
 
     /// Every COM_QUERY text received, in order.
@@ -508,6 +516,18 @@ impl Conn {
     /// A transport where a clear password is safe.
     fn is_secure(&self) -> bool {
         matches!(self, Conn::Unix(_) | Conn::Tls(_))
+    }
+
+    /// Whether the client has sent more bytes than were read, without reading or waiting (always
+    /// false over TLS, whose records are decrypted as they are read).
+    fn has_pending(&self) -> bool {
+        use rustix::net::{recv, RecvFlags};
+        let mut b = [0u8];
+        match self {
+            Conn::Tcp(s) => recv(s, &mut b, RecvFlags::PEEK | RecvFlags::DONTWAIT).is_ok_and(|(n, _)| n > 0),
+            Conn::Unix(s) => recv(s, &mut b, RecvFlags::PEEK | RecvFlags::DONTWAIT).is_ok_and(|(n, _)| n > 0),
+            _ => false,
+        }
     }
 }
 
@@ -959,6 +979,9 @@ impl Session {
                 }
                 Some(0x03) if self.scenario.stall_after.is_some_and(|n| answered >= n) => return self.drain(),
                 Some(0x03) => {
+                    if self.conn.has_pending() {
+                        self.shared.pipelined.fetch_add(1, Ordering::SeqCst);
+                    }
                     answered += 1;
                     let sql = String::from_utf8_lossy(&p[1..]).into_owned();
                     // Each statement is recorded and answered in turn, as a real server does:
