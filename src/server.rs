@@ -628,8 +628,9 @@ fn sanitize(s: &str) -> String {
 /// Writes `response`; with `linger`, or when the client has sent more bytes since its request
 /// was read (a pipelined request while the check ran), then half-closes and drains what the
 /// client still sends until it closes, so that our close is never a reset, which would destroy
-/// the response held back for the FIN ([`Client::write_all`]). Otherwise the close follows at once: the client has nothing more to
-/// send. A lingering connection may be evicted, as one still waiting for its request may.
+/// the response held back for the FIN ([`Client::write_all`]). Otherwise the close follows at
+/// once: the client has nothing more to send. A lingering connection may be evicted, as one
+/// still waiting for its request may.
 async fn respond(mut stream: Client, peer: &str, response: &[u8], linger: bool, admission: Option<&Admission>) {
     let finish = async {
         stream.write_all(response).await?;
