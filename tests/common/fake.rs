@@ -522,12 +522,13 @@ impl Conn {
     /// false over TLS, whose records are decrypted as they are read).
     fn has_pending(&self) -> bool {
         use rustix::net::{recv, RecvFlags};
-        let mut b = [0u8];
-        match self {
-            Conn::Tcp(s) => recv(s, &mut b, RecvFlags::PEEK | RecvFlags::DONTWAIT).is_ok_and(|(n, _)| n > 0),
-            Conn::Unix(s) => recv(s, &mut b, RecvFlags::PEEK | RecvFlags::DONTWAIT).is_ok_and(|(n, _)| n > 0),
-            _ => false,
-        }
+        use std::os::fd::AsFd;
+        let fd = match self {
+            Conn::Tcp(s) => s.as_fd(),
+            Conn::Unix(s) => s.as_fd(),
+            _ => return false,
+        };
+        recv(fd, &mut [0u8], RecvFlags::PEEK | RecvFlags::DONTWAIT).is_ok_and(|(n, _)| n > 0)
     }
 }
 
