@@ -290,6 +290,7 @@ impl Held {
 
     /// QUIT and close.
     async fn retire(&mut self) {
+        self.link.get_ref().last_words();
         self.session.quit();
         if let Ok(Action::Write(bytes)) = self.session.poll() {
             let _ = self.link.write_all(&bytes).await;
@@ -303,6 +304,7 @@ impl Held {
 /// socket takes it at once, as an idle one does.
 impl Drop for Held {
     fn drop(&mut self) {
+        self.link.get_ref().last_words();
         self.session.quit();
         if let Ok(Action::Write(bytes)) = self.session.poll() {
             let _ = poll_now(self.link.write_all(&bytes));

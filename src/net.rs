@@ -15,6 +15,8 @@
 //!   all: the server registers it only if it ever has to wait for it.
 //! * [`Client::write_all`] sends with `MSG_MORE`: the response waits for the close that follows
 //!   and leaves with the FIN, one segment that wakes the client once.
+//! * [`Conn::last_words`] does the same for COM_QUIT: QUIT and FIN reach the server in one
+//!   segment.
 
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -41,12 +43,18 @@ pub struct Conn {
     /// Something was asked (or the connection was just opened, or the last read emptied the
     /// socket): the answer cannot be there yet, so wait for it before reading.
     asked: bool,
+    /// What is written from now on is the last before the close ([`Conn::last_words`]).
+    closing: std::cell::Cell<bool>,
 }
 
 impl Conn {
     /// Wraps a connected (or connecting) non-blocking socket; the first read waits.
     fn new(socket: rustix::fd::OwnedFd) -> io::Result<Conn> {
-        Ok(Conn { io: Rc::new(Async::new_nonblocking(TcpStream::from(socket))?), asked: true })
+        Ok(Conn {
+            io: Rc::new(Async::new_nonblocking(TcpStream::from(socket))?),
+            asked: true,
+            closing: Default::default(),
+        })
     }
 
     /// The socket.
@@ -67,6 +75,13 @@ impl Conn {
             Err(e) => e.kind() != io::ErrorKind::WouldBlock,
             Ok(_) => true,
         }
+    }
+
+    /// Marks what is written from now on (COM_QUIT, and under TLS its close_notify) as the last
+    /// words before the close: they go out with `MSG_MORE`, and the close that follows sends
+    /// them with the FIN in one segment, which wakes the server once.
+    pub fn last_words(&self) {
+        self.closing.set(true);
     }
 
     /// Resolves when the socket is writable (a connection in progress has completed or failed).
@@ -93,7 +108,16 @@ impl AsyncRead for Conn {
 
 impl AsyncWrite for Conn {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let written = ready!(Pin::new(&mut &*self.io).poll_write(cx, buf))?;
+        let written = if self.closing.get() {
+            loop {
+                match send_more(self.io.get_ref(), buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(self.io.poll_writable(cx))?,
+                    sent => break sent?,
+                }
+            }
+        } else {
+            ready!(Pin::new(&mut &*self.io).poll_write(cx, buf))?
+        };
         if written > 0 {
             self.asked = true;
         }

@@ -503,7 +503,7 @@ fn empty_result_is_ok() {
 
 #[test]
 fn client_sends_quit_after_every_login() {
-    let fake = FakeServer::start(Scenario::new(Auth::CachingSha2Fast, PW));
+    let fake = FakeServer::start(Scenario::new(Auth::CachingSha2Fast, PW).whole_replies());
     for _ in 0..3 {
         let (code, out) = check(&fake, &[], Some(PW));
         assert_eq!(code, 0, "stdout {out:?}");
@@ -520,6 +520,7 @@ fn client_sends_quit_after_every_login() {
     // Each command waits for the previous one's reply: a MySQL-protocol proxy in front of the
     // database (Tungsten Connector, ProxySQL) is not bound to read pipelined commands.
     assert_eq!(fake.pipelined(), 0, "a QUIT (or query) sent before the query's reply");
+    fake.assert_quit_segments(&[1; 5]);
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
 

@@ -8,7 +8,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::fake::{Auth, FakeServer, Scenario};
-use common::{parse_response, Daemon, Response};
+use common::{parse_response, segments_in, Daemon, Response};
 
 fn daemon(fake: &FakeServer, force_fail: &std::path::Path) -> Daemon {
     let target = fake.target();
@@ -183,23 +183,6 @@ fn the_response_survives_bytes_sent_after_a_complete_head() {
         let r = parse_response(raw);
         assert_eq!((r.status, r.body.as_str()), (200, "MySQL is running.\r\nfake-1\r\n"));
     }
-}
-
-/// Segments the client's side of `s` has received (TCP_INFO's tcpi_segs_in), or `None` where
-/// TCP_INFO is refused or its answer short: qemu-user passes TCP options through as an `int`.
-fn segments_in(s: &TcpStream) -> Option<u32> {
-    use std::os::fd::AsRawFd;
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    let rc =
-        unsafe { libc::getsockopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, (&raw mut info).cast(), &mut len) };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        assert!(matches!(e.raw_os_error(), Some(libc::ENOPROTOOPT | libc::EINVAL | libc::EOPNOTSUPP)), "TCP_INFO: {e}");
-        return None;
-    }
-    let needed = std::mem::offset_of!(libc::tcp_info, tcpi_segs_in) + 4;
-    (len as usize >= needed).then_some(info.tcpi_segs_in)
 }
 
 /// The response goes out with MSG_MORE and the close (or, when the daemon lingers, the

@@ -207,7 +207,7 @@ fn a_kept_session_that_stalls_is_dropped_and_a_fresh_login_answers_in_time() {
 
 #[test]
 fn a_retired_session_says_quit_after_its_successor_logged_in() {
-    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
+    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw").whole_replies());
     let (d, _dir) = daemon(&fake.target(), "pw", "1", &[]);
     assert_up(&d, "/");
     assert_up(&d, "/");
@@ -216,6 +216,8 @@ fn a_retired_session_says_quit_after_its_successor_logged_in() {
     assert_up(&d, "/");
     assert_eq!(fake.logins(), 2, "renewed after --keep-session");
     eventually("the old session did not say QUIT", || fake.quits() == 1);
+    // Idle for 1.2 s: the reply's delayed ACK, then QUIT with FIN.
+    fake.assert_quit_segments(&[2]);
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
 }
 
@@ -272,7 +274,7 @@ fn an_error_about_the_connection_on_the_kept_session_means_a_fresh_login() {
 
 #[test]
 fn sighup_drops_the_kept_sessions() {
-    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
+    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw").whole_replies());
     let dir = common::TempDir::new("keep-hup");
     let pw = dir.join("pw");
     std::fs::write(&pw, "pw\n").unwrap();
@@ -290,9 +292,12 @@ fn assert_sighup_renews_the_kept_session(d: &Daemon, fake: &FakeServer) {
     assert_up(d, "/");
     assert_up(d, "/");
     assert_eq!(fake.logins(), 1);
+    // Idle long enough for the reply's delayed ACK to go before the QUIT (below).
+    std::thread::sleep(Duration::from_millis(300));
     let ok = Command::new("kill").arg("-HUP").arg(d.child.id().to_string()).status().is_ok_and(|s| s.success());
     assert!(ok, "kill -HUP");
     eventually("SIGHUP did not retire the kept session", || fake.quits() == 1);
+    fake.assert_quit_segments(&[2]);
     assert_up(d, "/");
     assert_eq!(fake.logins(), 2);
 }
@@ -300,20 +305,23 @@ fn assert_sighup_renews_the_kept_session(d: &Daemon, fake: &FakeServer) {
 #[test]
 fn sighup_drops_the_kept_sessions_with_the_password_from_the_environment() {
     // The shipped unit's way: MYSQLCHK_PASSWORD, no file to reread, and SIGHUP still QUITs.
-    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
+    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw").whole_replies());
     let (d, _dir) = daemon(&fake.target(), "pw", "60", &[]);
     assert_sighup_renews_the_kept_session(&d, &fake);
 }
 
 #[test]
 fn a_stopping_daemon_quits_its_kept_sessions() {
-    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw"));
+    let fake = FakeServer::start(Scenario::new(Auth::Native, "pw").whole_replies());
     let (mut d, _dir) = daemon(&fake.target(), "pw", "60", &[]);
     assert_up(&d, "/");
     assert_eq!((fake.logins(), fake.quits()), (1, 0), "kept");
+    std::thread::sleep(Duration::from_millis(300));
     let ok = Command::new("kill").arg("-TERM").arg(d.child.id().to_string()).status().is_ok_and(|s| s.success());
     assert!(ok, "kill -TERM");
     let status = d.child.wait().expect("wait");
     assert!(status.success(), "{status}");
     eventually("the kept session did not say QUIT at shutdown", || fake.quits() == 1);
+    // Idle for 300 ms: the reply's delayed ACK, then QUIT with FIN.
+    fake.assert_quit_segments(&[2]);
 }

@@ -226,7 +226,7 @@ CREATE USER IF NOT EXISTS 'edssl'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('edp
     /// fake's resumptions, and the daemon's (full, resumed) handshake counters.
     fn three_tls_checks(extra: &[&str]) -> (usize, (u64, u64)) {
         let p = pki();
-        let fake = FakeServer::start(Scenario::new(Auth::Native, "pw").tls(p.server.server_config()));
+        let fake = FakeServer::start(Scenario::new(Auth::Native, "pw").whole_replies().tls(p.server.server_config()));
         let target = fake.target();
         let flags = ["--mysql", &target, "--user", "u", "--force-fail-file", "/nonexistent/mysqlchk-off"];
         let d = Daemon::start(
@@ -237,6 +237,8 @@ CREATE USER IF NOT EXISTS 'edssl'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('edp
             assert_eq!(d.get("/").status, 200);
         }
         assert_eq!(fake.tls_handshakes(), 3);
+        // The QUIT's record, the close_notify and the FIN: one segment.
+        fake.assert_quit_segments(&[1; 3]);
         (fake.tls_resumptions(), handshakes(&d))
     }
 

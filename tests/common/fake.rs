@@ -181,6 +181,9 @@ pub struct Scenario {
     /// Each connection answers this many COM_QUERYs, then never answers another (a stalled
     /// kept session; a fresh connection is fine again).
     pub stall_after: Option<usize>,
+    /// Each query's reply leaves in one write, as a real server's does, instead of a write per
+    /// packet (which makes the client read replies in pieces).
+    pub whole_replies: bool,
 }
 
 impl Scenario {
@@ -198,7 +201,14 @@ impl Scenario {
             query_delay: Duration::ZERO,
             tls: None,
             stall_after: None,
+            whole_replies: false,
         }
+    }
+
+    /// Each query's reply in one write ([`Scenario::whole_replies`]).
+    pub fn whole_replies(mut self) -> Scenario {
+        self.whole_replies = true;
+        self
     }
 
     /// Offers TLS with `config` (see [`Scenario::tls`]).
@@ -274,6 +284,9 @@ struct Shared {
     quits: AtomicUsize,
     /// Queries read with more bytes already waiting behind them, before they were answered.
     pipelined: AtomicUsize,
+    /// For each QUIT over TCP (plain or TLS): the segments that came after the last query's
+    /// reply, up to and with the client's FIN.
+    quit_segments: Mutex<Vec<u32>>,
     queries: Mutex<Vec<String>>,
     rsa_exchanges: AtomicUsize,
     clear_passwords: AtomicUsize,
@@ -386,6 +399,29 @@ impl FakeServer {
     /// waiting for the reply) already behind them when they were read, over TCP or a unix socket.
     pub fn pipelined(&self) -> usize {
         self.shared.pipelined.load(Ordering::SeqCst)
+    }
+
+    /// For each QUIT that followed a query over TCP (plain or TLS), where TCP_INFO counts
+    /// segments: how many segments came after the query's reply left, up to and with the
+    /// client's FIN. One means the QUIT (with a TLS close_notify) and the FIN shared a segment.
+    pub fn quit_segments(&self) -> Vec<u32> {
+        self.shared.quit_segments.lock().unwrap().clone()
+    }
+
+    /// Asserts what [`FakeServer::quit_segments`] counted for the QUITs so far (all over TCP,
+    /// each after a query answered with [`Scenario::whole_replies`]). The client sends QUIT
+    /// with MSG_MORE and closes at once, so QUIT and FIN share a segment: 1 right after the
+    /// reply (the segment also acknowledges it), 2 after an idle spell of 300 ms or more (the
+    /// reply's delayed ACK, then QUIT with FIN). Without MSG_MORE the FIN would add one. Where
+    /// TCP_INFO counts no segments (qemu-user) it says so on stderr instead.
+    pub fn assert_quit_segments(&self, want: &[u32]) {
+        if !super::segments_counted() {
+            eprintln!("TCP_INFO is refused or short here (qemu-user?): segments not counted");
+            return;
+        }
+        let counted = || self.quit_segments().len() >= want.len();
+        super::eventually("the FIN after each QUIT", Duration::from_secs(10), counted);
+        assert_eq!(self.quit_segments(), want, "segments from the last query's reply to the FIN");
     }
 
     /// Every COM_QUERY text received, in order.
@@ -513,6 +549,26 @@ impl Conn {
         matches!(self, Conn::Unix(_))
     }
 
+    /// The TCP socket under a plain or TLS connection.
+    fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Conn::Tcp(s) => Some(s),
+            Conn::Tls(t) => Some(&t.sock),
+            Conn::Unix(_) | Conn::Gone => None,
+        }
+    }
+
+    /// Reads the raw socket to the client's FIN (what is left is at most a TLS close_notify)
+    /// and counts the segments since `since` (a TCP_INFO count); `None` where nothing counts or
+    /// no FIN comes within 10 s.
+    fn segments_to_end(&self, since: Option<u32>) -> Option<u32> {
+        let mut s = self.tcp()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        let mut sink = [0u8; 256];
+        while s.read(&mut sink).ok()? > 0 {}
+        Some(super::segments_in(s)? - since?)
+    }
+
     /// A transport where a clear password is safe.
     fn is_secure(&self) -> bool {
         matches!(self, Conn::Unix(_) | Conn::Tls(_))
@@ -581,11 +637,22 @@ struct Session {
     /// CLIENT_MULTI_STATEMENTS asked for: a query may hold several statements, split at `;`.
     multi_statements: bool,
     user: String,
+    /// While a whole reply is being made: its packets, written at its end.
+    reply: Option<Vec<u8>>,
 }
 
 impl Session {
     fn new(conn: Conn, scenario: Scenario, shared: Arc<Shared>) -> Session {
-        Session { conn, scenario, shared, seq: 0, deprecate_eof: false, multi_statements: false, user: String::new() }
+        Session {
+            conn,
+            scenario,
+            shared,
+            seq: 0,
+            deprecate_eof: false,
+            multi_statements: false,
+            user: String::new(),
+            reply: None,
+        }
     }
 
     fn hostile(&self, h: Hostile) -> bool {
@@ -749,7 +816,13 @@ impl Session {
     fn write(&mut self, payload: &[u8]) -> io::Result<()> {
         let framed = frame(self.seq, payload);
         self.seq = self.seq.wrapping_add(1);
-        self.conn.write_all(&framed)
+        match &mut self.reply {
+            Some(reply) => {
+                reply.extend_from_slice(&framed);
+                Ok(())
+            }
+            None => self.conn.write_all(&framed),
+        }
     }
 
     /// Reads one packet, insisting on the next sequence id.
@@ -963,6 +1036,8 @@ impl Session {
     /// The command phase: each command restarts the sequence at 0.
     fn commands(&mut self) -> io::Result<()> {
         let mut answered = 0;
+        // TCP_INFO's count of received segments when the last query was read.
+        let mut before_reply = None;
         loop {
             self.seq = 0;
             let p = match self.read() {
@@ -976,10 +1051,15 @@ impl Session {
                     if p.len() != 1 {
                         self.shared.violation(format!("COM_QUIT of {} bytes", p.len()));
                     }
+                    if let Some(n) = self.conn.segments_to_end(before_reply) {
+                        self.shared.quit_segments.lock().unwrap().push(n);
+                    }
                     return Ok(());
                 }
                 Some(0x03) if self.scenario.stall_after.is_some_and(|n| answered >= n) => return self.drain(),
                 Some(0x03) => {
+                    // Nothing comes from here until the reply has gone: the client waits for it.
+                    before_reply = self.conn.tcp().and_then(super::segments_in);
                     if self.conn.has_pending() {
                         self.shared.pipelined.fetch_add(1, Ordering::SeqCst);
                     }
@@ -994,12 +1074,18 @@ impl Session {
                         vec![sql]
                     };
                     thread::sleep(self.scenario.query_delay);
+                    if self.scenario.whole_replies && self.scenario.hostile.is_none() {
+                        self.reply = Some(Vec::new());
+                    }
                     for (i, statement) in statements.iter().enumerate() {
                         self.shared.queries.lock().unwrap().push(statement.clone());
                         let more = i + 1 < statements.len();
                         if !self.query(statement, more)? {
                             break;
                         }
+                    }
+                    if let Some(reply) = self.reply.take() {
+                        self.conn.write_all(&reply)?;
                     }
                 }
                 Some(0x0e) => self.ok()?,

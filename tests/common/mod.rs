@@ -317,3 +317,27 @@ pub fn eventually(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Segments our side of the TCP connection `s` has received (TCP_INFO's tcpi_segs_in), or `None` where
+/// TCP_INFO is refused or its answer short: qemu-user passes TCP options through as an `int`.
+pub fn segments_in(s: &TcpStream) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc =
+        unsafe { libc::getsockopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, (&raw mut info).cast(), &mut len) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        assert!(matches!(e.raw_os_error(), Some(libc::ENOPROTOOPT | libc::EINVAL | libc::EOPNOTSUPP)), "TCP_INFO: {e}");
+        return None;
+    }
+    let needed = std::mem::offset_of!(libc::tcp_info, tcpi_segs_in) + 4;
+    (len as usize >= needed).then_some(info.tcpi_segs_in)
+}
+
+/// Whether TCP_INFO counts segments here ([`segments_in`]).
+pub fn segments_counted() -> bool {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let s = TcpStream::connect(listener.local_addr().expect("local_addr")).expect("connect");
+    segments_in(&s).is_some()
+}
