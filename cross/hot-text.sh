@@ -9,7 +9,8 @@
 # How: an unstripped x86_64 TLS release build (its linker map and a --reproduce archive) runs
 # under valgrind's callgrind against a throwaway MariaDB with TLS: start-up, then checks with
 # --ssl-mode REQUIRED (with a P-256 and with an RSA server certificate, and with --ssl-no-resume),
-# VERIFY_IDENTITY and DISABLED and with --keep-session, /metrics and an agent check. Every
+# VERIFY_IDENTITY and DISABLED and with --keep-session, down (a refused login, a refused
+# connection), /metrics and an agent check, at the default log level as shipped. Every
 # executed instruction names its input section in the map; functions the linker folded together
 # (--icf=all) come along. Crate disambiguators and back-references in the mangled names become
 # `*`, so one list serves every target and both flavours. To it come, by hand, code that callgrind
@@ -94,6 +95,8 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
 cp "$work/tls.pem" "$work/ec.pem"
 cp "$work/tls-key.pem" "$work/ec-key.pem"
 dbport=$("$tool" port)
+# A port nothing listens on, for the refused way.
+closed_port=$("$tool" port)
 log "starting a throwaway MariaDB with TLS on 127.0.0.1:$dbport"
 throwaway_mariadb "$dbport" "" --ssl-cert="$work/tls.pem" --ssl-key="$work/tls-key.pem" || exit 1
 # server_cert ec|rsa: the certificate MariaDB presents from its next handshake on.
@@ -104,23 +107,25 @@ server_cert() {
 }
 
 # run NAME HOST COMMAND...: the daemon as COMMAND ... mysqlchk FLAGS (the end of COMMAND is the
-# binary; FLAGS follow after --), checking HOST:$dbport: start-up, 20 checks, an idle moment past
-# the deadline, 25 checks 20 ms apart, /metrics, one agent check, SIGTERM (SIGINT for perf, which
-# stops the daemon with it).
+# binary; FLAGS follow after --), checking HOST:$dbport at the default log level: start-up, 20
+# checks, an idle moment past the deadline, 25 checks 20 ms apart, /metrics, one agent check,
+# SIGTERM (SIGINT for perf, which stops the daemon with it). RUN_PASSWORD and RUN_DBPORT replace
+# the password and the port, for the ways a check fails; RUN_DOWN=1 says it must.
 run() {
-    local name=$1 host=$2 port agent pid cmd=() flags=()
+    local name=$1 host=$2 port agent pid cmd=() flags=() want=ok=1
     shift 2
     while [[ $1 != -- ]]; do cmd+=("$1"); shift; done
     shift
     flags=("$@")
+    [[ ${RUN_DOWN:-} == 1 ]] && want=fail=1
     port=$("$tool" port) agent=$("$tool" port)
-    MYSQLCHK_PASSWORD=hapass "${cmd[@]}" --listen "127.0.0.1:$port" --agent-listen "127.0.0.1:$agent" \
-        --mysql "$host:$dbport" --user haproxy --force-fail-file /nonexistent/path --log-level warn \
-        --timeout 1000 "${flags[@]}" 2>"$work/$name.log" &
+    MYSQLCHK_PASSWORD=${RUN_PASSWORD:-hapass} "${cmd[@]}" --listen "127.0.0.1:$port" \
+        --agent-listen "127.0.0.1:$agent" --mysql "$host:${RUN_DBPORT:-$dbport}" --user haproxy \
+        --force-fail-file /nonexistent/path --timeout 1000 "${flags[@]}" 2>"$work/$name.log" &
     pid=$!
     pids+=("$pid")
     for _ in $(seq 300); do
-        [[ $("$tool" http "$port" 1) == *ok=1* ]] && break
+        [[ $("$tool" http "$port" 1) == *"$want"* ]] && break
         sleep 0.1
     done
     "$tool" http "$port" 20 >/dev/null
@@ -158,11 +163,15 @@ plain_scenarios() {
     shift
     run "$name-plain" 127.0.0.1 "${@//@/$name-plain}" --
     run "$name-keep" 127.0.0.1 "${@//@/$name-keep}" -- --keep-session 30
+    # Down: a refused login and a refused connection, each logged once as a state change. A
+    # daemon that has seen either would otherwise keep their windows mapped ever after.
+    RUN_DOWN=1 RUN_PASSWORD=wrong run "$name-denied" 127.0.0.1 "${@//@/$name-denied}" --
+    RUN_DOWN=1 RUN_DBPORT=$closed_port run "$name-refused" 127.0.0.1 "${@//@/$name-refused}" --
 }
 log "tracing under callgrind"
 scenarios trace valgrind --tool=callgrind --demangle=no --dump-instr=yes --callgrind-out-file="$work/@.cg" "$bin"
 # The ways of checking, most common first: .text.hot is laid out in this order (hot-text.py).
-ways=(required rsa verify noresume plain keep)
+ways=(required rsa verify noresume plain keep denied refused)
 for s in "${ways[@]}"; do
     [[ -s $work/trace-$s.cg ]] || die "callgrind wrote nothing for $s: $(cat "$work/trace-$s.log")"
 done

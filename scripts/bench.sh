@@ -29,7 +29,8 @@
 # `GET / HTTP/1.0`, read to EOF: scripts/bench/tool.c; the floor times its own loop), run in four
 # interleaved blocks so that the shared machine's slow spells hit every contender alike; CPU per
 # check of the server process(es) over those runs (all threads, from schedstat; the seed adds
-# xinetd's reaped children, cutime+cstime) and of mariadbd; RSS idle (VmRSS after warm-up)
+# xinetd's reaped children, cutime+cstime) and of mariadbd; RSS idle (VmRSS after warm-up, at
+# the default log level as shipped: its start-up and state-change lines run code too)
 # and peak (VmHWM; for the seed the largest sampled sum over xinetd and its children); checks/s
 # with `wrk -t1 -c50 -d5s` (non-2xx answers not counted); database logins/s during that wrk run
 # (MariaDB's `Connections` delta); binary sizes. Then the ratios and the targets, PASS or MISS.
@@ -251,11 +252,12 @@ load() {
     R[$name.wrk_secs]=$secs
 }
 
-# start NAME PORT CMD...: starts an HTTP contender, warms it up, notes its idle RSS.
+# start NAME PORT CMD...: starts an HTTP contender, warms it up, notes its idle RSS. Its log goes
+# to $work/NAME.log.
 start() {
     local name=$1 port=$2
     shift 2
-    "$@" &
+    "$@" 2>>"$work/$name.log" &
     PID[$name]=$! PORT[$name]=$port
     pids+=($!)
     wait_up "$port"
@@ -286,7 +288,7 @@ loaded() {
 
 # --- floor, mysqlchk and the ceiling: latency in interleaved blocks, then wrk -----------------
 chk_flags() { echo --listen "127.0.0.1:$1" --mysql "127.0.0.1:$dbport" --user haproxy \
-    --force-fail-file /nonexistent/path --log-level warn; }
+    --force-fail-file /nonexistent/path; }
 export MYSQLCHK_PASSWORD=hapass
 say "starting mysqlchk, mysqlchk --cache-ms 1000 and the ceiling"
 port=$("$tool" port)
