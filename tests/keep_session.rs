@@ -293,7 +293,7 @@ fn assert_sighup_renews_the_kept_session(d: &Daemon, fake: &FakeServer) {
     assert_up(d, "/");
     assert_eq!(fake.logins(), 1);
     // Idle long enough for the reply's delayed ACK to go before the QUIT (below).
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(500));
     let ok = Command::new("kill").arg("-HUP").arg(d.child.id().to_string()).status().is_ok_and(|s| s.success());
     assert!(ok, "kill -HUP");
     eventually("SIGHUP did not retire the kept session", || fake.quits() == 1);
@@ -316,12 +316,12 @@ fn a_stopping_daemon_quits_its_kept_sessions() {
     let (mut d, _dir) = daemon(&fake.target(), "pw", "60", &[]);
     assert_up(&d, "/");
     assert_eq!((fake.logins(), fake.quits()), (1, 0), "kept");
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(500));
     let ok = Command::new("kill").arg("-TERM").arg(d.child.id().to_string()).status().is_ok_and(|s| s.success());
     assert!(ok, "kill -TERM");
     let status = d.child.wait().expect("wait");
     assert!(status.success(), "{status}");
     eventually("the kept session did not say QUIT at shutdown", || fake.quits() == 1);
-    // Idle for 300 ms: the reply's delayed ACK, then QUIT with FIN.
+    // Idle for 500 ms: the reply's delayed ACK, then QUIT with FIN.
     fake.assert_quit_segments(&[2]);
 }

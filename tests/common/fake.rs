@@ -284,8 +284,8 @@ struct Shared {
     quits: AtomicUsize,
     /// Queries read with more bytes already waiting behind them, before they were answered.
     pipelined: AtomicUsize,
-    /// For each QUIT over TCP (plain or TLS): the segments that came after the last query's
-    /// reply, up to and with the client's FIN.
+    /// For each QUIT over TCP (plain or TLS): the segments that came after the last query was
+    /// read, up to and with the client's FIN.
     quit_segments: Mutex<Vec<u32>>,
     queries: Mutex<Vec<String>>,
     rsa_exchanges: AtomicUsize,
@@ -402,8 +402,9 @@ impl FakeServer {
     }
 
     /// For each QUIT that followed a query over TCP (plain or TLS), where TCP_INFO counts
-    /// segments: how many segments came after the query's reply left, up to and with the
-    /// client's FIN. One means the QUIT (with a TLS close_notify) and the FIN shared a segment.
+    /// segments: how many segments came after the query was read (the client sends nothing
+    /// until its reply has left), up to and with the client's FIN. One means the QUIT (with a
+    /// TLS close_notify) and the FIN shared a segment, which also acknowledged the reply.
     pub fn quit_segments(&self) -> Vec<u32> {
         self.shared.quit_segments.lock().unwrap().clone()
     }
@@ -411,9 +412,11 @@ impl FakeServer {
     /// Asserts what [`FakeServer::quit_segments`] counted for the QUITs so far (all over TCP,
     /// each after a query answered with [`Scenario::whole_replies`]). The client sends QUIT
     /// with MSG_MORE and closes at once, so QUIT and FIN share a segment: 1 right after the
-    /// reply (the segment also acknowledges it), 2 after an idle spell of 300 ms or more (the
-    /// reply's delayed ACK, then QUIT with FIN). Without MSG_MORE the FIN would add one. Where
-    /// TCP_INFO counts no segments (qemu-user) it says so on stderr instead.
+    /// reply (the segment also acknowledges it: Linux holds an ACK back on a connection in
+    /// interactive, ping-pong mode, as this one is by then), 2 after an idle spell of half a
+    /// second or more (the reply's delayed ACK, 200 ms at most, then QUIT with FIN).
+    /// Without MSG_MORE the FIN would add one. Where TCP_INFO counts no segments (qemu-user) it
+    /// says so on stderr instead.
     pub fn assert_quit_segments(&self, want: &[u32]) {
         if !super::segments_counted() {
             eprintln!("TCP_INFO is refused or short here (qemu-user?): segments not counted");
