@@ -105,6 +105,8 @@ pub enum Status {
     BadRequest,
     NotFound,
     RequestTimeout,
+    /// `--inetd` whose flags or files make no configuration: the check itself is broken.
+    InternalServerError,
     ServiceUnavailable,
 }
 
@@ -115,6 +117,7 @@ impl Status {
             Status::BadRequest => 400,
             Status::NotFound => 404,
             Status::RequestTimeout => 408,
+            Status::InternalServerError => 500,
             Status::ServiceUnavailable => 503,
         }
     }
@@ -125,6 +128,7 @@ impl Status {
             Status::BadRequest => "Bad Request",
             Status::NotFound => "Not Found",
             Status::RequestTimeout => "Request Timeout",
+            Status::InternalServerError => "Internal Server Error",
             Status::ServiceUnavailable => "Service Unavailable",
         }
     }

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     async_io::no_helper_thread();
     #[cfg(not(feature = "tls"))]
     if let Err(e) = mysqlchk::config::tls_only_flag(lossy_args()) {
-        return config_error(&e, lossy_args().any(|a| a == "--once"));
+        return config_error(&e.to_string(), given("--once"), given("--inetd"));
     }
     let args = match parse_args() {
         Ok(args) => args,
@@ -27,11 +27,11 @@ fn main() -> ExitCode {
         write_stdout(&format!("{}\n", version_line()));
         return ExitCode::SUCCESS;
     }
-    let nagios = args.once;
+    let (nagios, inetd) = (args.once, args.inetd);
     let env_password = std::env::var_os(PASSWORD_ENV).map(|v| v.into_encoded_bytes());
     let config = match Config::from_args(args, env_password) {
         Ok(c) => c,
-        Err(e) => return config_error(&e, nagios),
+        Err(e) => return config_error(&e.to_string(), nagios, inetd),
     };
     // xinetd hands the client socket over as stderr too: a log line there would be sent to the
     // client in the middle of the response.
@@ -55,10 +55,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// A bad flag or file: the message, and exit 1, or 3 (Nagios' UNKNOWN) with `--once`.
-fn config_error(e: &mysqlchk::config::ConfigError, nagios: bool) -> ExitCode {
-    write_stderr(&format!("mysqlchk: error: {e}\n"));
-    config_error_code(nagios)
+/// A bad flag or file: the message on stderr, and exit 1, or 3 (Nagios' UNKNOWN) with `--once`.
+/// Under `--inetd` a client on a socket is answered with it too (a 500,
+/// [`server::refuse_inetd`]); under xinetd, whose stderr is that socket, only so.
+fn config_error(message: &str, once: bool, inetd: bool) -> ExitCode {
+    let message = format!("mysqlchk: error: {message}\n");
+    if !(inetd && stderr_is_stdin()) {
+        write_stderr(&message);
+    }
+    if inetd {
+        // A client that cannot be answered is nobody left to tell.
+        let _ = server::refuse_inetd(&message);
+    }
+    config_error_code(once)
 }
 
 /// The arguments after the program name, as text (a non-UTF-8 argument is read lossily, never
@@ -72,8 +81,15 @@ fn config_error_code(once: bool) -> ExitCode {
     ExitCode::from(if once { 3 } else { 1 })
 }
 
-/// argv -> [`Args`], as `argh::from_env` does, except that a parse error exits 3 under
-/// `--once`. `--help` prints to stdout and exits 0.
+/// Whether the flag `name` is among the arguments (before any `--`), for the errors of flags that
+/// do not parse. Only error paths call it: the code a start runs stays as `cross/hot-text.ld`
+/// lists it.
+fn given(name: &str) -> bool {
+    lossy_args().take_while(|a| a != "--").any(|a| a == name)
+}
+
+/// argv -> [`Args`], as `argh::from_env` does, except that a parse error is a
+/// [`config_error`]. `--help` prints to stdout and exits 0.
 fn parse_args() -> Result<Args, ExitCode> {
     let raw: Vec<String> = lossy_args().collect();
     let once = raw.iter().take_while(|a| *a != "--").any(|a| a == "--once");
@@ -84,11 +100,8 @@ fn parse_args() -> Result<Args, ExitCode> {
             ExitCode::SUCCESS
         }
         Err(()) => {
-            write_stderr(&format!(
-                "mysqlchk: error: {}\nRun mysqlchk --help for more information.\n",
-                exit.output.trim_end()
-            ));
-            config_error_code(once)
+            let message = format!("{}\nRun mysqlchk --help for more information.", exit.output.trim_end());
+            config_error(&message, once, given("--inetd"))
         }
     })
 }

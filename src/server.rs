@@ -501,6 +501,50 @@ async fn serve_inetd_pipes(server: &Server, mut stdin: std::fs::File) -> io::Res
         .map_err(|e| io::Error::new(e.kind(), format!("--inetd: writing the response to stdout: {e}")))
 }
 
+/// `--inetd` whose flags or files make no configuration: answers the client on a socket (xinetd,
+/// systemd) `500 Internal Server Error` with `error` as the body, so that `curl -i` and HAProxy's
+/// log say what is wrong. Under xinetd that is mysqlchk's only voice: its stderr is the client
+/// socket, where the bare message would have been an invalid response. 500, not 503: the
+/// database may well be up, the check itself is broken. The request is read first (until
+/// [`HEAD_DEADLINE`]; a client that hangs up without a byte gets nothing), and the socket drained
+/// after, so the close is no reset. On pipes nothing is answered: stderr says it to whoever typed
+/// it. Blocking: nothing else runs.
+pub fn refuse_inetd(error: &str) -> io::Result<()> {
+    use std::io::{Read, Write};
+    let Ok(socket) = inetd_connection()? else { return Ok(()) };
+    let mut s = &socket;
+    socket.set_nonblocking(false)?;
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let head_only = loop {
+        socket.set_read_timeout(Some(HEAD_DEADLINE.saturating_sub(started.elapsed()).max(Duration::from_millis(1))))?;
+        match s.read(&mut chunk) {
+            Ok(0) if buf.is_empty() => return Ok(()),
+            // The end of input, the deadline or an error: answer what has arrived.
+            Ok(0) | Err(_) => break false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        match http::parse_request(&buf) {
+            Ok(None) => {}
+            Ok(Some(req)) => break req.is_head(),
+            Err(_) => break false,
+        }
+    };
+    let body = format!("{}\r\n", error.trim_end());
+    s.write_all(&http::render(Status::InternalServerError, TEXT, &body, head_only))?;
+    socket.shutdown(std::net::Shutdown::Write)?;
+    socket.set_read_timeout(Some(LINGER))?;
+    let mut drained = 0;
+    while let Ok(n @ 1..) = s.read(&mut chunk) {
+        drained += n;
+        if drained > LINGER_BYTES {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// The status and body of a check, compatible with the xinetd script's.
 async fn check_response(server: &Server, profile: &Profile) -> (Status, String) {
     match server.checker.check(profile).await.0 {

@@ -514,6 +514,74 @@ fn inetd_with_a_listening_socket_on_stdin_is_a_clear_error() {
     assert!(out.stdout.is_empty());
 }
 
+/// Flags that make no configuration, each with what its error names.
+const BROKEN: [(&[&str], &str); 3] = [
+    (&["--bogus"], "Unrecognized argument: --bogus"),
+    (&["--timeout", "abc"], "--timeout"),
+    (&["--password-file", "/nonexistent/mysqlchk-pw"], "/nonexistent/mysqlchk-pw"),
+];
+
+/// `r` is a clean 500 whose body names `what` (the check is broken, not the database down).
+fn assert_refused_with(r: &Response, what: &str) {
+    assert_eq!(r.status, 500, "{r:?}");
+    assert!(r.body.starts_with("mysqlchk: error: ") && r.body.contains(what), "{what}: {r:?}");
+    assert_clean(r);
+}
+
+#[test]
+fn inetd_configuration_errors_on_pipes_go_to_stderr_only() {
+    // Whoever typed it reads stderr; stdout gets no response to mistake for the check's.
+    for (flags, what) in BROKEN {
+        let mut child = common::mysqlchk()
+            .arg("--inetd")
+            .args(flags)
+            .env_remove("MYSQLCHK_PASSWORD")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mysqlchk --inetd");
+        // It exits without reading: the write may meet a closed pipe.
+        let _ = child.stdin.take().unwrap().write_all(b"GET / HTTP/1.0\r\n\r\n");
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{flags:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("mysqlchk: error: ") && err.contains(what), "{flags:?}: {err}");
+        assert!(out.stdout.is_empty(), "{flags:?}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
+#[test]
+fn inetd_configuration_errors_answer_500_under_xinetd_and_systemd() {
+    let dir = TempDir::new("inetd-broken");
+    // xinetd makes stderr the client socket: the error must come as the response, never before
+    // it. A bad flag reaches mysqlchk only through server_args.
+    for (flags, what) in BROKEN {
+        let args = format!("--inetd --mysql 127.0.0.1:1 {}", flags.join(" "));
+        let x = Xinetd::start(&dir, &args, "MYSQLCHK_PASSWORD=hapass");
+        assert_refused_with(&get(x.addr, "/"), what);
+        // A request in two pieces is read whole before the answer.
+        let mut s = TcpStream::connect(x.addr).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        s.write_all(b"GET / HT").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        s.write_all(b"TP/1.0\r\n\r\n").unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        assert_refused_with(&common::parse_response(raw), what);
+    }
+    // systemd's Accept=yes, the connection on fd 3 and stderr elsewhere: the same answer, and
+    // to HEAD the head alone.
+    let (_sa, addr) = activate(&["-a"], bin(), &["--inetd".to_string(), "--timeout".to_string(), "abc".to_string()]);
+    assert_refused_with(&get(addr, "/"), "--timeout");
+    let head = http(addr, b"HEAD / HTTP/1.0\r\n\r\n");
+    assert_eq!(head.status, 500, "{head:?}");
+    assert!(head.body.is_empty(), "HEAD got a body: {head:?}");
+    // A client that hangs up at once is answered nothing, and the next one still is.
+    drop(TcpStream::connect(addr).unwrap());
+    assert_refused_with(&get(addr, "/"), "--timeout");
+}
+
 #[test]
 fn systemd_socket_activation_serves_on_passed_socket() {
     let db = shared();
