@@ -507,18 +507,22 @@ async fn serve_inetd_pipes(server: &Server, mut stdin: std::fs::File) -> io::Res
 /// socket, where the bare message would have been an invalid response. 500, not 503: the
 /// database may well be up, the check itself is broken. The request is read first (until
 /// [`HEAD_DEADLINE`]; a client that hangs up without a byte gets nothing), and the socket drained
-/// after, so the close is no reset. On pipes nothing is answered: stderr says it to whoever typed
-/// it. Blocking: nothing else runs.
+/// after (for [`LINGER`] at most, as the daemon does), so the close is no reset. On pipes nothing
+/// is answered: stderr says it to whoever typed it. Blocking: nothing else runs.
 pub fn refuse_inetd(error: &str) -> io::Result<()> {
     use std::io::{Read, Write};
     let Ok(socket) = inetd_connection()? else { return Ok(()) };
     let mut s = &socket;
     socket.set_nonblocking(false)?;
+    // Reads wait at most until `limit` after `since`, however the client trickles.
+    let arm = |since: Instant, limit: Duration| {
+        socket.set_read_timeout(Some(limit.saturating_sub(since.elapsed()).max(Duration::from_millis(1))))
+    };
     let started = Instant::now();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     let head_only = loop {
-        socket.set_read_timeout(Some(HEAD_DEADLINE.saturating_sub(started.elapsed()).max(Duration::from_millis(1))))?;
+        arm(started, HEAD_DEADLINE)?;
         match s.read(&mut chunk) {
             Ok(0) if buf.is_empty() => return Ok(()),
             // The end of input, the deadline or an error: answer what has arrived.
@@ -534,12 +538,13 @@ pub fn refuse_inetd(error: &str) -> io::Result<()> {
     let body = format!("{}\r\n", error.trim_end());
     s.write_all(&http::render(Status::InternalServerError, TEXT, &body, head_only))?;
     socket.shutdown(std::net::Shutdown::Write)?;
-    socket.set_read_timeout(Some(LINGER))?;
+    let lingering = Instant::now();
     let mut drained = 0;
-    while let Ok(n @ 1..) = s.read(&mut chunk) {
-        drained += n;
-        if drained > LINGER_BYTES {
-            break;
+    while drained <= LINGER_BYTES && lingering.elapsed() < LINGER {
+        arm(lingering, LINGER)?;
+        match s.read(&mut chunk) {
+            Ok(n @ 1..) => drained += n,
+            _ => break,
         }
     }
     Ok(())

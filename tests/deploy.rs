@@ -580,6 +580,23 @@ fn inetd_configuration_errors_answer_500_under_xinetd_and_systemd() {
     // A client that hangs up at once is answered nothing, and the next one still is.
     drop(TcpStream::connect(addr).unwrap());
     assert_refused_with(&get(addr, "/"), "--timeout");
+    // One that trickles bytes after the answer is drained for LINGER (1 s) in all, not for as
+    // long as it keeps trickling: the process exits and the socket closes under it.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 500", "{:?}", String::from_utf8_lossy(&head));
+    let answered = Instant::now();
+    let closed = loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if s.write_all(b"x").is_err() {
+            break answered.elapsed();
+        }
+        assert!(answered.elapsed() < Duration::from_secs(15), "still draining a trickling client after 15 s");
+    };
+    assert!(closed >= Duration::from_millis(900), "closed after {closed:?}, before LINGER");
 }
 
 #[test]
