@@ -66,6 +66,7 @@ need lintian lintian                # tests/packages.rs lints the .deb packages
 need dpkg-deb dpkg                  # scripts/deb.sh builds them, the tests install them
 need qemu-aarch64-static qemu-user-static  # tests/packages.rs runs the arm64/armhf binaries
 need groff groff                    # tests/man.rs: groff renders it (groff-base has the command)
+need strace strace                  # tests/reactor.rs: the order of the answer and the QUIT
 # The Galera provider is a library, not a command: the cluster tests load it into mariadbd.
 galera_provider=/usr/lib/galera/libgalera_smm.so
 [[ -f $galera_provider ]] || missing+=(galera-4)

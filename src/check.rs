@@ -129,17 +129,20 @@ const NEXT_ADDRESS_AFTER: Duration = Duration::from_millis(250);
 /// The size of the buffer a round trip reads the server's bytes into.
 pub const READ_BUF: usize = 4096;
 
-/// Logs in and runs `--query` and `kind`'s plan, then QUIT, all within `cfg.timeout`.
+/// Logs in and runs `--query` and `kind`'s plan, all within `cfg.timeout`, and leaves the
+/// session in `parting` for its QUIT once the answer is out ([`Checker::part`]).
 /// With `tls`, over TLS after the SSLRequest (the handshake is inside the same deadline).
 /// With `keep` (`--keep-session`), the queries run on the kept session while it is young enough
 /// and the session is kept rather than QUIT; `metrics` counts the logins. The server's bytes
 /// are read into `buf` ([`READ_BUF`] bytes serve well).
-pub async fn gather(
+#[allow(clippy::too_many_arguments)]
+async fn gather(
     cfg: &CheckConfig,
     password: &Password,
     tls: Option<&TlsClient>,
     kind: Kind,
     keep: Option<Keep<'_>>,
+    parting: &KeptCell,
     metrics: &Metrics,
     buf: &mut [u8],
 ) -> Result<Gathered, Failure> {
@@ -152,7 +155,7 @@ pub async fn gather(
         Err(Failure::Timeout(phase.get(), cfg.timeout))
     };
     let opened = Opener { cfg, phase: &phase, metrics, connecting: &connecting };
-    let result = round(opened, cfg, password, tls, kind, &phase, keep, buf).or(deadline).await;
+    let result = round(opened, cfg, password, tls, kind, &phase, keep, parting, buf).or(deadline).await;
     match result {
         Err(Failure::Timeout(Phase::Connect, d))
             if connecting.borrow().as_ref().is_some_and(|s: &Rc<Async<TcpStream>>| s.get_ref().peer_addr().is_ok()) =>
@@ -263,7 +266,8 @@ pub async fn connect_any(addrs: &[SocketAddr]) -> io::Result<Conn> {
     .await
 }
 
-/// Where `--keep-session` keeps a kind's logged-in session between round trips.
+/// Where `--keep-session` keeps a kind's logged-in session between round trips, and where a
+/// fresh login's session waits for its QUIT.
 type KeptCell = RefCell<Option<Held>>;
 
 /// A kind's kept session, and how long a session may serve before a fresh login replaces it.
@@ -322,7 +326,8 @@ fn poll_now<F: Future>(fut: F) -> Option<F::Output> {
 }
 
 /// One round trip: on the kept session when `keep` holds a young one, else (or when it fails or
-/// stalls) on a fresh login over a connection from `opener`, which is then kept or QUIT.
+/// stalls) on a fresh login over a connection from `opener`, which is then kept or left in
+/// `parting`.
 #[allow(clippy::too_many_arguments)]
 async fn round(
     opener: Opener<'_>,
@@ -332,6 +337,7 @@ async fn round(
     kind: Kind,
     phase: &Cell<Phase>,
     keep: Option<Keep<'_>>,
+    parting: &KeptCell,
     buf: &mut [u8],
 ) -> Result<Gathered, Failure> {
     // An expired session stays in its cell, keeping its place on the server, until its
@@ -387,13 +393,9 @@ async fn round(
     let result = ask(&mut session, &mut link, buf, cfg, kind, phase).await;
     // After an ERR answer the session is still logged in and idle.
     if matches!(result, Ok(_) | Err(Failure::Query(_))) {
-        match keep {
-            Some(k) => *k.cell.borrow_mut() = Some(Held { session, link, since }),
-            None => {
-                let mut done = Held { session, link, since };
-                done.retire().await;
-            }
-        }
+        // Not kept: its QUIT waits until the answer is out ([`Checker::part`]). One still
+        // waiting there is dropped, which says QUIT.
+        *keep.map_or(parting, |k| k.cell).borrow_mut() = Some(Held { session, link, since });
     }
     if let Some(mut old) = expired {
         old.retire().await;
@@ -664,6 +666,8 @@ struct Slot {
     /// With `--keep-session`: the logged-in session between round trips. Only the leader of a
     /// round trip touches it.
     kept: KeptCell,
+    /// Without it: the session of the last round trip, until [`Checker::part`] says QUIT.
+    parting: KeptCell,
     /// The read buffer of this kind's round trips, kept between them rather than allocated and
     /// freed for each.
     buf: RefCell<Vec<u8>>,
@@ -708,6 +712,20 @@ impl Checker {
         for slot in &self.slots {
             drop(slot.kept.take());
         }
+        self.part();
+    }
+
+    /// Says QUIT to the sessions of the round trips that finished without `--keep-session`
+    /// (and closes them). Called once the answer is out: the goodbye and its close, with the
+    /// wake-up of the server they cost, then delay no check. Never waits: an idle socket takes
+    /// the QUIT (and TLS's close_notify) at once, with the FIN; if it does not, Drop still
+    /// says QUIT.
+    pub fn part(&self) {
+        for slot in &self.slots {
+            if let Some(mut done) = slot.parting.take() {
+                poll_now(done.retire());
+            }
+        }
     }
 
     /// Rereads the `--ssl-*` files for the checks that start from now on (SIGHUP). Bad files
@@ -734,7 +752,9 @@ impl Checker {
     /// [`Checker::check`] to the end, on this thread (`--once`). Not async: the binary crate
     /// then instantiates none of the library's futures, each of which would be a second copy.
     pub fn check_blocking(&self, profile: &Profile) -> (Verdict, Duration) {
-        smol::block_on(self.check(profile))
+        let judged = smol::block_on(self.check(profile));
+        self.part();
+        judged
     }
 
     /// Judges `profile` now. The operator's files are read on every call, so a drain is never
@@ -846,8 +866,10 @@ impl Checker {
         let generation = self.generation.get();
         let mut buf = std::mem::take(&mut *slot.buf.borrow_mut());
         buf.resize(READ_BUF, 0);
-        let result =
-            Rc::new(Box::pin(gather(&self.cfg, &password, tls.as_ref(), kind, keep, &self.metrics, &mut buf)).await);
+        let result = Rc::new(
+            Box::pin(gather(&self.cfg, &password, tls.as_ref(), kind, keep, &slot.parting, &self.metrics, &mut buf))
+                .await,
+        );
         *slot.buf.borrow_mut() = buf;
         if self.generation.get() != generation {
             // SIGHUP came during the round trip: what it kept logged in with the old settings.

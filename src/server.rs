@@ -373,7 +373,7 @@ async fn serve_http(stream: TcpStream, peer: &str, server: &Server, admission: O
     };
     server.checker.metrics.http(status.code());
     let response = http::render(status, content_type, &body, head_only);
-    respond(stream, peer, &response, linger, admission).await;
+    respond(stream, peer, &response, linger, server, admission).await;
 }
 
 /// The status, content type, body and HEAD flag for a request head.
@@ -495,10 +495,12 @@ async fn serve_inetd_pipes(server: &Server, mut stdin: std::fs::File) -> io::Res
     let (status, content_type, body, head_only) = answer_head(head, "stdin", server).await;
     server.checker.metrics.http(status.code());
     let mut stdout = std::io::stdout().lock();
-    stdout
+    let written = stdout
         .write_all(&http::render(status, content_type, &body, head_only))
         .and_then(|()| stdout.flush())
-        .map_err(|e| io::Error::new(e.kind(), format!("--inetd: writing the response to stdout: {e}")))
+        .map_err(|e| io::Error::new(e.kind(), format!("--inetd: writing the response to stdout: {e}")));
+    server.checker.part();
+    written
 }
 
 /// `--inetd` whose flags or files make no configuration: answers the client on a socket (xinetd,
@@ -633,7 +635,7 @@ async fn serve_agent(stream: TcpStream, peer: &str, server: &Server, admission: 
         AgentLine::Gone => return,
     };
     log::trace!("{peer}: agent -> {}", reply.trim_end());
-    respond(stream, peer, reply.as_bytes(), linger, Some(admission)).await;
+    respond(stream, peer, reply.as_bytes(), linger, server, Some(admission)).await;
 }
 
 /// The answer to a partial `agent-send` line: never another profile's verdict.
@@ -680,13 +682,22 @@ fn sanitize(s: &str) -> String {
 /// the response held back for the FIN ([`Client::write_all`]). Otherwise the close follows at
 /// once: the client has nothing more to send. A lingering connection may be evicted, as one
 /// still waiting for its request may.
-async fn respond(mut stream: Client, peer: &str, response: &[u8], linger: bool, admission: Option<&Admission>) {
+async fn respond(
+    mut stream: Client,
+    peer: &str,
+    response: &[u8],
+    linger: bool,
+    server: &Server,
+    admission: Option<&Admission>,
+) {
     let finish = async {
         stream.write_all(response).await?;
         if !linger && !stream.has_pending() {
             return Ok(());
         }
         stream.shutdown_write()?;
+        // The client has its answer and our FIN.
+        server.checker.part();
         if let Some(a) = admission {
             a.lingering();
         }
@@ -715,6 +726,9 @@ async fn respond(mut stream: Client, peer: &str, response: &[u8], linger: bool, 
     if let Err(e) = finish.or(linger).or(evicted).await {
         log::debug!("{peer}: writing response: {e}");
     }
+    // Closed: the check's QUIT now costs it nothing.
+    drop(stream);
+    server.checker.part();
 }
 
 enum Head {

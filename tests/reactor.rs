@@ -58,3 +58,49 @@ fn the_daemon_is_one_thread_and_answers_after_idle_spells() {
     }
     assert_eq!(threads(pid), ["mysqlchk"], "the daemon runs threads besides its own: is vendor/async-io patched in?");
 }
+
+/// What strace saw of the daemon's `sendto` and `close` calls over one check of `/`.
+fn traced_check(d: &common::Daemon) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = common::TempDir::new("strace");
+    let out = dir.path("trace");
+    let mut strace = Command::new("strace")
+        .args(["-p", &d.child.id().to_string(), "-e", "trace=sendto,close", "-o", &out])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strace (scripts/test.sh installs it)");
+    // strace says so once it is attached.
+    let mut said = BufReader::new(strace.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("attached") {
+        line.clear();
+        assert!(said.read_line(&mut line).unwrap() > 0, "strace did not attach");
+    }
+    d.checks_up(1);
+    // Until the QUIT has gone too: it follows the answer.
+    common::eventually("the check's QUIT", std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(&out).is_ok_and(|t| t.contains(r#", "\1\0\0\0\1", 5,"#))
+    });
+    let _ = Command::new("kill").arg(strace.id().to_string()).status();
+    let _ = strace.wait();
+    std::fs::read_to_string(&out).unwrap().lines().map(String::from).collect()
+}
+
+/// The answer does not wait for the goodbye: the response is written and its connection closed
+/// before the check's session says COM_QUIT and closes, so the server's wake-up for the QUIT and
+/// FIN costs the check no time. Before, the QUIT and the close came first.
+#[test]
+fn a_check_answers_before_it_says_quit() {
+    let Some((fake, _dir, d)) = common::native_daemon_on_fake(&[]) else { return };
+    d.checks_up(2);
+    let calls = traced_check(&d);
+    let at =
+        |what: &str| calls.iter().position(|c| c.contains(what)).unwrap_or_else(|| panic!("no {what} in {calls:#?}"));
+    let answer = at(r#", "HTTP/1.1 200 OK"#);
+    let fd = calls[answer].trim_start_matches("sendto(").split(',').next().unwrap().to_string();
+    let closed = at(&format!("close({fd})"));
+    let quit = at(r#", "\1\0\0\0\1", 5,"#);
+    assert!(answer < closed && closed < quit, "the answer, its close and then the QUIT: {calls:#?}");
+    common::eventually("every check's QUIT", std::time::Duration::from_secs(10), || fake.quits() == 3);
+}
