@@ -29,6 +29,20 @@ impl TempDir {
         TempDir(dir)
     }
 
+    /// Removes the `name` directories of processes that are gone: those of a `TempDir` kept in
+    /// a static, which no drop removes.
+    pub fn sweep(name: &str) {
+        let prefix = format!("mysqlchk-{name}-");
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let pid = file.to_str().and_then(|f| f.strip_prefix(&prefix)).and_then(|rest| rest.split('-').next());
+            if pid.is_some_and(|pid| pid.parse::<u32>().is_ok() && !std::path::Path::new("/proc").join(pid).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
     /// A path inside the directory (nothing is created).
     pub fn join(&self, name: &str) -> PathBuf {
         self.0.join(name)

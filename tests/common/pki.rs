@@ -60,7 +60,10 @@ pub struct Pki {
 }
 
 impl Pki {
+    /// Certificates in a fresh directory. A test binary may keep its `Pki` in a static, which is
+    /// never dropped: the directories of test processes that have ended go here instead.
     pub fn new() -> Pki {
+        TempDir::sweep("pki");
         let dir = TempDir::new("pki");
         let (ca, ca_pem) = authority("mysqlchk test CA");
         let (_, other_pem) = authority("mysqlchk unrelated CA");
