@@ -97,6 +97,9 @@ cp "$work/tls-key.pem" "$work/ec-key.pem"
 dbport=$("$tool" port)
 # A port nothing listens on, for the refused way.
 closed_port=$("$tool" port)
+# The password as a file (--password-file), as the TLS recipe and many deployments give it: its
+# reading and checks at start-up are code a daemon runs too.
+(umask 077 && printf 'hapass\n' >"$work/password")
 log "starting a throwaway MariaDB with TLS on 127.0.0.1:$dbport"
 throwaway_mariadb "$dbport" "" --ssl-cert="$work/tls.pem" --ssl-key="$work/tls-key.pem" || exit 1
 # server_cert ec|rsa: the certificate MariaDB presents from its next handshake on.
@@ -162,6 +165,7 @@ plain_scenarios() {
     local name=$1
     shift
     run "$name-plain" 127.0.0.1 "${@//@/$name-plain}" --
+    run "$name-file" 127.0.0.1 "${@//@/$name-file}" -- --password-file "$work/password"
     run "$name-keep" 127.0.0.1 "${@//@/$name-keep}" -- --keep-session 30
     # Down: a refused login and a refused connection, each logged once as a state change. A
     # daemon that has seen either would otherwise keep their windows mapped ever after.
@@ -171,7 +175,9 @@ plain_scenarios() {
 log "tracing under callgrind"
 scenarios trace valgrind --tool=callgrind --demangle=no --dump-instr=yes --callgrind-out-file="$work/@.cg" "$bin"
 # The ways of checking, most common first: .text.hot is laid out in this order (hot-text.py).
-ways=(required rsa verify noresume plain keep denied refused)
+# The password file comes right after REQUIRED, as the README's TLS recipe has them together:
+# third, after plain, its start-up code still cost a TLS daemon 132 KiB of idle RSS.
+ways=(required file rsa verify noresume plain keep denied refused)
 for s in "${ways[@]}"; do
     [[ -s $work/trace-$s.cg ]] || die "callgrind wrote nothing for $s: $(cat "$work/trace-$s.log")"
 done
