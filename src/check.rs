@@ -722,8 +722,11 @@ impl Checker {
     /// says QUIT.
     pub fn part(&self) {
         for slot in &self.slots {
-            if let Some(mut done) = slot.parting.take() {
-                poll_now(done.retire());
+            // A look before the take: taking moves the whole cell, even an empty one.
+            if slot.parting.borrow().is_some() {
+                if let Some(mut done) = slot.parting.take() {
+                    poll_now(done.retire());
+                }
             }
         }
     }

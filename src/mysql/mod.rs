@@ -145,6 +145,14 @@ pub const MAX_MESSAGE_LEN: usize = 512;
 /// Text from a server made fit for a log line or an HTTP body: lossy UTF-8, control characters
 /// replaced by `?`, at most `max` bytes (cut at a character boundary).
 pub fn printable(raw: &[u8], max: usize) -> String {
+    // The common case, text that needs no change, in one copy: a check makes three (the
+    // server's version, its auth plugin's name, the value), and char by char they cost 5% of its
+    // instructions.
+    if let Ok(text) = std::str::from_utf8(raw) {
+        if text.len() <= max && !text.chars().any(char::is_control) {
+            return text.to_owned();
+        }
+    }
     let mut out = String::with_capacity(raw.len().min(max));
     for c in String::from_utf8_lossy(raw).chars() {
         let c = if c.is_control() { '?' } else { c };
@@ -212,5 +220,34 @@ mod tests {
         assert!(e.message.starts_with("evil??X-Injected: 1?[31maaa"), "{}", e.message);
         assert_eq!(e.message.len(), MAX_MESSAGE_LEN);
         assert_eq!(printable("h\u{e9}llo".as_bytes(), 2), "h", "never splits a character");
+    }
+
+    #[test]
+    fn clean_text_is_copied_whole_and_the_rest_as_before() {
+        // The char-by-char way, which the one-copy shortcut for clean text must agree with.
+        let slow = |raw: &[u8], max: usize| {
+            let mut out = String::new();
+            for c in String::from_utf8_lossy(raw).chars().map(|c| if c.is_control() { '?' } else { c }) {
+                if out.len() + c.len_utf8() > max {
+                    break;
+                }
+                out.push(c);
+            }
+            out
+        };
+        let texts: [&[u8]; 7] = [
+            b"10.11.19-MariaDB-0+deb12u1",
+            b"",
+            "h\u{e9}llo".as_bytes(),
+            b"a\tb",
+            b"\xff\xfeok",
+            b"abc\x7f",
+            b"x\x85y",
+        ];
+        for raw in texts {
+            for max in 0..=raw.len() + 1 {
+                assert_eq!(printable(raw, max), slow(raw, max), "{raw:?} cut at {max}");
+            }
+        }
     }
 }
