@@ -86,6 +86,10 @@ pub(crate) struct Reactor {
     /// When inserting or removing a timer, we don't process it immediately - we just push it into
     /// this queue. Timers actually get processed when the queue fills up or the reactor is polled.
     timer_ops: ConcurrentQueue<TimerOp>,
+
+    /// mysqlchk: the list of wakers that `react` fills and empties, kept between calls. Upstream
+    /// makes a new `Vec` in every `react`, an allocation per wait that wakes anything.
+    spare_wakers: Mutex<Vec<Waker>>,
 }
 
 impl Reactor {
@@ -102,6 +106,7 @@ impl Reactor {
                 events: Mutex::new(Events::new()),
                 timers: Mutex::new(BTreeMap::new()),
                 timer_ops: ConcurrentQueue::bounded(TIMER_QUEUE_SIZE),
+                spare_wakers: Mutex::new(Vec::new()),
             }
         })
     }
@@ -212,15 +217,21 @@ impl Reactor {
 
         let now = Instant::now();
 
-        // Split timers into ready and pending timers.
-        //
-        // Careful to split just *after* `now`, so that a timer set for exactly `now` is considered
-        // ready.
-        let pending = timers.split_off(&(now + Duration::from_nanos(1), 0));
-        let ready = mem::replace(&mut *timers, pending);
+        // mysqlchk: the ready timers (those set for `now` or earlier) are taken off the front
+        // one by one, into `wakers` (waking comes after the lock is dropped). Upstream splits the
+        // map just after `now` with `split_off`, which allocates a new root node on every call,
+        // whether or not a timer is ready, and frees the old one.
+        let mut fired = 0;
+        while let Some(entry) = timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            wakers.push(entry.remove());
+            fired += 1;
+        }
 
         // Calculate the duration until the next event.
-        let dur = if ready.is_empty() {
+        let dur = if fired == 0 {
             // Duration until the next timer.
             timers
                 .keys()
@@ -234,13 +245,8 @@ impl Reactor {
         // Drop the lock before waking.
         drop(timers);
 
-        // Add wakers to the list.
         #[cfg(feature = "tracing")]
-        tracing::trace!("{} ready wakers", ready.len());
-
-        for (_, waker) in ready {
-            wakers.push(waker);
-        }
+        tracing::trace!("{} ready wakers", fired);
 
         dur
     }
@@ -277,7 +283,8 @@ impl ReactorLock<'_> {
         #[cfg(feature = "tracing")]
         let _enter = span.enter();
 
-        let mut wakers = Vec::new();
+        // mysqlchk: the list kept from the last call (see `spare_wakers`).
+        let mut wakers = mem::take(&mut *self.reactor.spare_wakers.lock().unwrap());
 
         // Process ready timers.
         let next_timer = self.reactor.process_timers(&mut wakers);
@@ -358,10 +365,11 @@ impl ReactorLock<'_> {
         // Wake up ready tasks.
         #[cfg(feature = "tracing")]
         tracing::trace!("{} ready wakers", wakers.len());
-        for waker in wakers {
+        for waker in wakers.drain(..) {
             // Don't let a panicking waker blow everything up.
             panic::catch_unwind(|| waker.wake()).ok();
         }
+        *self.reactor.spare_wakers.lock().unwrap() = wakers;
 
         res
     }
