@@ -423,7 +423,7 @@ async fn login(
 ) -> Result<(Session, Link<Conn>), Failure> {
     let mut session = Session::new(Options {
         user: cfg.user.clone(),
-        password: password.bytes().to_vec(),
+        password: password.clone(),
         database: cfg.database.clone(),
         transport: cfg.target.transport(),
     });
@@ -535,7 +535,10 @@ async fn drive(
             mysql::Error::Protocol(e) => Failure::Protocol(phase.get(), e),
         })?;
         match action {
-            Action::Write(bytes) => link.write_all(&bytes).await.map_err(|e| Failure::Io(phase.get(), e))?,
+            Action::Write(bytes) => {
+                link.write_all(&bytes).await.map_err(|e| Failure::Io(phase.get(), e))?;
+                session.recycle(bytes);
+            }
             Action::NeedMore => match link.read(buf).await {
                 // Connecting (and its failures) ends with the first read: bytes or the server's
                 // close.
@@ -794,7 +797,7 @@ impl Checker {
         log::debug!("{profile} check: {verdict} ({:.1} ms)", elapsed.as_secs_f64() * 1000.0);
         if matches!(verdict, Verdict::Up { .. } | Verdict::Draining { .. } | Verdict::Down(_)) {
             let up = verdict.is_up();
-            if self.metrics.set_up(kind, &profile.to_string(), up) != Some(up) {
+            if self.metrics.set_up(kind, &profile.canonical(), up) != Some(up) {
                 self.log_change(profile, &verdict, failure);
             }
         }

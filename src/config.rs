@@ -221,25 +221,8 @@ impl fmt::Display for Target {
     }
 }
 
-/// The password, kept in one place and never printed.
-#[derive(Clone, Default)]
-pub struct Password(Vec<u8>);
-
-impl Password {
-    pub fn new(bytes: Vec<u8>) -> Password {
-        Password(bytes)
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+/// The password, kept in one place and never printed (with what logins derive from it).
+pub use crate::mysql::Password;
 
 /// Everything one check needs.
 #[derive(Debug, Clone)]
@@ -496,7 +479,7 @@ pub fn read_password_file(path: &std::path::Path) -> Result<Password, ConfigErro
             bytes.pop();
         }
     }
-    Ok(Password(bytes))
+    Ok(Password::new(bytes))
 }
 
 /// The permission bits of `path` when group or others may access it (ssh's rule for keys).
@@ -634,7 +617,7 @@ impl Config {
         }
         let password = match &args.password_file {
             Some(path) => read_password_file(path)?,
-            None => Password(env_password.unwrap_or_default()),
+            None => Password::new(env_password.unwrap_or_default()),
         };
         let target = Target::parse(&args.mysql)?;
         let ssl = Ssl::from_args(&args)?;
@@ -798,6 +781,6 @@ mod tests {
 
     #[test]
     fn password_debug_is_redacted() {
-        assert_eq!(format!("{:?}", Password(b"hunter2".to_vec())), "<redacted>");
+        assert_eq!(format!("{:?}", Password::new(b"hunter2".to_vec())), "<redacted>");
     }
 }

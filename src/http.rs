@@ -2,6 +2,7 @@
 //! response. Bodies are never read; every response closes the connection.
 
 use std::fmt;
+use std::io::Write as _;
 
 /// The most bytes a request head may take, request line included.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -137,14 +138,18 @@ impl Status {
 /// Renders a complete `HTTP/1.1` response that closes the connection. With `head_only` the body
 /// is left out but `Content-Length` still gives its length, as HEAD requires.
 pub fn render(status: Status, content_type: &str, body: &str, head_only: bool) -> Vec<u8> {
-    let mut out = format!(
+    // Sized once: the head's fixed text with the longest status line (116 bytes), the length's
+    // digits (up to 20), the content type and the body.
+    let mut out = Vec::with_capacity(160 + content_type.len() + body.len());
+    // Writing to a Vec cannot fail.
+    let _ = write!(
+        out,
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         status.code(),
         status.reason(),
         content_type,
         body.len()
-    )
-    .into_bytes();
+    );
     if !head_only {
         out.extend_from_slice(body.as_bytes());
     }

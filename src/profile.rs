@@ -307,8 +307,7 @@ impl Profile {
 impl fmt::Display for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Profile::Default => f.write_str("/"),
-            Profile::Primary => f.write_str("/primary"),
+            Profile::Default | Profile::Primary => f.write_str(&self.canonical()),
             Profile::Replica { max_lag, channel: None } => write!(f, "/replica?max_lag={max_lag}"),
             Profile::Replica { max_lag, channel: Some(c) } => write!(f, "/replica?max_lag={max_lag}&channel={c}"),
             Profile::Galera { donor_ok } => write!(f, "/galera?donor_ok={}", u8::from(*donor_ok)),
@@ -317,6 +316,16 @@ impl fmt::Display for Profile {
 }
 
 impl Profile {
+    /// The canonical request, as `Display` writes it; the profiles without parameters need no
+    /// allocation (one a check otherwise, for the metrics).
+    pub fn canonical(&self) -> Cow<'static, str> {
+        match self {
+            Profile::Default => Cow::Borrowed("/"),
+            Profile::Primary => Cow::Borrowed("/primary"),
+            other => Cow::Owned(other.to_string()),
+        }
+    }
+
     /// The agent weight in percent for an up verdict: for a replica, `max(10, 100 - 90 × lag /
     /// max_lag)` of its largest lag (integer arithmetic), so reads drift away from a lagging
     /// replica before it has to be cut off; `None` for other profiles or an unreadable lag.

@@ -2,7 +2,7 @@
 //! Connector/Python, which agreed byte for byte): `../shared/testdata/auth-vectors.json`,
 //! copied here so the repo stands alone. Case C's scramble came from a real MariaDB 10.11.
 
-use mysqlchk::mysql::auth::{caching_sha2, ed25519, native};
+use mysqlchk::mysql::auth::{caching_sha2, ed25519, native, Password};
 
 struct Case {
     scramble: &'static str,
@@ -75,6 +75,22 @@ fn caching_sha2_scramble_matches_both_reference_clients() {
     for c in &CASES {
         let got = caching_sha2::scramble(c.password.as_bytes(), &unhex(c.scramble));
         assert_eq!(hex(&got), c.caching_sha2, "{}", c.password);
+    }
+}
+
+/// A daemon's one `Password` answers login after login, each with its own nonce, from hashes it
+/// derived once: after a first answer to another case's nonce (which fills the cache), every
+/// answer still matches the vectors, the empty password's empty one too.
+#[test]
+fn a_kept_password_answers_each_nonce_as_the_reference_clients_do() {
+    for (i, c) in CASES.iter().enumerate() {
+        let password = Password::from(c.password);
+        let other = unhex(CASES[(i + 1) % CASES.len()].scramble);
+        let _ = (password.native(&other), password.caching_sha2(&other));
+        for _ in 0..2 {
+            assert_eq!(hex(&password.native(&unhex(c.scramble))), c.native, "{}", c.password);
+            assert_eq!(hex(&password.caching_sha2(&unhex(c.scramble))), c.caching_sha2, "{}", c.password);
+        }
     }
 }
 

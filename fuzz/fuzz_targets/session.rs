@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let opts = Options {
         user: "haproxy".into(),
-        password: if flags & 1 != 0 { b"hapass".to_vec() } else { Vec::new() },
+        password: if flags & 1 != 0 { "hapass".into() } else { Default::default() },
         database: (flags & 2 != 0).then(|| "chk".into()),
         transport: if flags & 4 != 0 { Transport::Unix } else { Transport::Tcp },
     };

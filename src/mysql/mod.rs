@@ -14,7 +14,7 @@ pub mod session;
 use std::fmt;
 
 pub use resultset::ResultSet;
-pub use session::{Action, Options, Session, TlsRequest, Transport};
+pub use session::{Action, Options, Password, Session, TlsRequest, Transport};
 
 /// An ERR packet: what the server said went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,16 +20,19 @@ use super::packet::{self, Packet};
 use super::resultset::{self, Keep, Parser, Progress, QueryResult};
 use super::{caps, parse_err, Error, ProtocolError};
 
-pub use super::auth::Transport;
+pub use super::auth::{Password, Transport};
 
 const COM_QUIT: u8 = 0x01;
 const COM_QUERY: u8 = 0x03;
+/// The largest written buffer [`Session::recycle`] keeps: what a login or a check writes fits
+/// (an RSA-encrypted password is 512 bytes); a long `--query` is not held for the session's life.
+const RECYCLED_MAX: usize = 4096;
 
 /// Who logs in, and how the bytes travel.
 #[derive(Clone)]
 pub struct Options {
     pub user: String,
-    pub password: Vec<u8>,
+    pub password: Password,
     pub database: Option<String>,
     pub transport: Transport,
 }
@@ -210,6 +213,15 @@ impl Session {
         self.state = State::Closed;
     }
 
+    /// Gives back the buffer of an [`Action::Write`] once its bytes are written: the next
+    /// packet is built in it rather than in a new one.
+    pub fn recycle(&mut self, mut written: Vec<u8>) {
+        if self.output.is_empty() && written.capacity() <= RECYCLED_MAX {
+            written.clear();
+            self.output = written;
+        }
+    }
+
     /// Advances the session as far as the bytes fed so far allow.
     pub fn poll(&mut self) -> Result<Action, Error> {
         loop {
@@ -237,23 +249,31 @@ impl Session {
                     Err(e) => return self.fail(e.into()),
                 }
             }
-            let (payload, used) = match packet::decode(&self.input) {
-                Ok(Some((Packet { seq, payload }, used))) => {
-                    if seq != self.seq {
-                        return self.fail(ProtocolError::BadSequence { expected: self.seq, got: seq }.into());
-                    }
-                    self.seq = self.seq.wrapping_add(1);
-                    // One copy per packet keeps `input` free to be compacted; packets are small.
-                    (payload.to_vec(), used)
-                }
+            // The packet is handled where it lies: `input` is lent out meanwhile (handling never
+            // reads it), so that no packet is copied.
+            let input = std::mem::take(&mut self.input);
+            let taken = self.take_packet(&input);
+            self.input = input;
+            match taken {
+                Ok(Some(used)) => drop(self.input.drain(..used)),
                 Ok(None) => return Ok(Action::NeedMore),
-                Err(e) => return self.fail(e.into()),
-            };
-            self.input.drain(..used);
-            if let Err(e) = self.handle(&payload) {
-                return self.fail(e);
+                Err(e) => return self.fail(e),
             }
         }
+    }
+
+    /// Decodes and handles the first whole packet of `input`: how many bytes it took, or `None`
+    /// when the packet is not all there yet.
+    fn take_packet(&mut self, input: &[u8]) -> Result<Option<usize>, Error> {
+        let Some((Packet { seq, payload }, used)) = packet::decode(input)? else {
+            return Ok(None);
+        };
+        if seq != self.seq {
+            return Err(ProtocolError::BadSequence { expected: self.seq, got: seq }.into());
+        }
+        self.seq = self.seq.wrapping_add(1);
+        self.handle(payload)?;
+        Ok(Some(used))
     }
 
     /// Streams a row frame that is too large to buffer (or continues a 16 MiB row) through the
@@ -566,7 +586,7 @@ mod tests {
     fn response_asks_for_deprecate_eof_only_when_offered_and_db_only_when_given() {
         let mut s = Session::new(Options {
             user: "u".into(),
-            password: Vec::new(),
+            password: Password::default(),
             database: Some("chk".into()),
             transport: Transport::Tcp,
         });
@@ -797,6 +817,32 @@ mod tests {
         assert_eq!(s.poll(), Ok(Action::Ready));
         s.quit();
         assert_eq!(s.poll(), Ok(Action::Write(frame(0, &[COM_QUIT]))));
+        assert_eq!(s.poll(), Ok(Action::Closed));
+    }
+
+    #[test]
+    fn a_recycled_write_buffer_carries_the_next_packets_and_is_never_swapped_under_one() {
+        let mut s = session("", Transport::Tcp);
+        s.feed(&frame(0, &greeting(ALL_CAPS & !caps::DEPRECATE_EOF, "mysql_native_password")));
+        let Ok(Action::Write(login)) = s.poll() else { panic!() };
+        let at = login.as_ptr();
+        s.recycle(login);
+        s.feed(&frame(2, &[0, 0, 0, 2, 0, 0, 0]));
+        assert_eq!(s.poll(), Ok(Action::Ready));
+        assert!(s.query("select 1"));
+        let Ok(Action::Write(query)) = s.poll() else { panic!() };
+        assert_eq!((query.as_slice(), query.as_ptr()), (frame(0, b"\x03select 1").as_slice(), at));
+        s.recycle(query);
+        s.feed(&frame(1, b"\xff\x7a\x04#HY000Unknown system variable"));
+        assert!(matches!(s.poll(), Ok(Action::Reply(Err(_)))));
+        assert_eq!(s.poll(), Ok(Action::Ready));
+        // Too large to keep: the kept one stays.
+        s.recycle(vec![0; RECYCLED_MAX + 1]);
+        s.quit();
+        // A packet is waiting: it stays as it is.
+        s.recycle(vec![9; 3]);
+        let Ok(Action::Write(quit)) = s.poll() else { panic!() };
+        assert_eq!((quit.as_slice(), quit.as_ptr()), (frame(0, &[COM_QUIT]).as_slice(), at));
         assert_eq!(s.poll(), Ok(Action::Closed));
     }
 

@@ -27,8 +27,19 @@ pub fn scramble(password: &[u8], nonce: &[u8]) -> Vec<u8> {
     if password.is_empty() {
         return Vec::new();
     }
-    let stage1 = Sha256::digest(password);
-    let stage2 = Sha256::digest(stage1);
+    respond(&stages(password), nonce)
+}
+
+/// `SHA256(pw)` and `SHA256(SHA256(pw))`: what the fast path takes from the password alone.
+pub type Stages = [[u8; 32]; 2];
+
+pub fn stages(password: &[u8]) -> Stages {
+    let stage1: [u8; 32] = Sha256::digest(password).into();
+    [stage1, Sha256::digest(stage1).into()]
+}
+
+/// The fast-path response to `nonce` from a non-empty password's [`stages`].
+pub fn respond([stage1, stage2]: &Stages, nonce: &[u8]) -> Vec<u8> {
     let mut h = Sha256::new();
     h.update(stage2);
     h.update(nonce);

@@ -7,7 +7,70 @@ pub mod caching_sha2;
 pub mod ed25519;
 pub mod native;
 
+use std::cell::OnceCell;
+use std::fmt;
+use std::rc::Rc;
+
 use super::ProtocolError;
+
+/// The password, shared by every session that logs in with it (a clone is a reference), with
+/// what the SHA-based plugins derive from it alone, each computed the first time a login needs
+/// it: a login then hashes only what depends on the server's nonce (one SHA-1 block of
+/// mysql_native_password's three, one SHA-256 block of caching_sha2_password's three). A new
+/// password (SIGHUP) is a new `Password`, with nothing derived yet.
+#[derive(Clone, Default)]
+pub struct Password(Rc<Derived>);
+
+#[derive(Default)]
+struct Derived {
+    bytes: Vec<u8>,
+    native: OnceCell<native::Stages>,
+    caching_sha2: OnceCell<caching_sha2::Stages>,
+}
+
+impl Password {
+    pub fn new(bytes: Vec<u8>) -> Password {
+        Password(Rc::new(Derived { bytes, ..Derived::default() }))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0.bytes
+    }
+
+    /// mysql_native_password's response to `nonce`: [`native::scramble`].
+    pub fn native(&self, nonce: &[u8]) -> Vec<u8> {
+        if self.bytes().is_empty() {
+            return Vec::new();
+        }
+        native::respond(self.0.native.get_or_init(|| native::stages(self.bytes())), nonce)
+    }
+
+    /// caching_sha2_password's fast-path response to `nonce`: [`caching_sha2::scramble`].
+    pub fn caching_sha2(&self, nonce: &[u8]) -> Vec<u8> {
+        if self.bytes().is_empty() {
+            return Vec::new();
+        }
+        caching_sha2::respond(self.0.caching_sha2.get_or_init(|| caching_sha2::stages(self.bytes())), nonce)
+    }
+}
+
+impl From<&str> for Password {
+    fn from(password: &str) -> Password {
+        Password::new(password.as_bytes().to_vec())
+    }
+}
+
+impl From<Vec<u8>> for Password {
+    fn from(password: Vec<u8>) -> Password {
+        Password::new(password)
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
 
 /// How the bytes reach the server. Full auth sends the password in clear only on a transport
 /// that cannot be sniffed, as libmysqlclient does: caching_sha2 over a unix socket or TLS,
@@ -81,16 +144,18 @@ pub struct Auth {
 
 impl Auth {
     /// Starts `plugin` on `nonce`; returns the first response to send.
-    pub fn start(plugin: Plugin, nonce: &[u8], password: &[u8], transport: Transport) -> (Auth, Vec<u8>) {
+    pub fn start(plugin: Plugin, nonce: &[u8], password: &Password, transport: Transport) -> (Auth, Vec<u8>) {
         // A nonce is 20 bytes (32 for ed25519); servers add a trailing NUL we must not hash.
         let len = if plugin == Plugin::Ed25519 { 32 } else { 20 };
         let nonce = nonce.get(..len).unwrap_or(nonce);
         let (state, first) = match plugin {
-            Plugin::Native => (State::Sent, native::scramble(password, nonce)),
-            Plugin::CachingSha2 => (State::Started, caching_sha2::scramble(password, nonce)),
-            Plugin::Ed25519 => (State::Sent, ed25519::sign(password, nonce)),
-            Plugin::Sha256 if password.is_empty() => (State::Sent, vec![0]),
-            Plugin::Sha256 if transport == Transport::Tls => (State::Sent, caching_sha2::clear_password(password)),
+            Plugin::Native => (State::Sent, password.native(nonce)),
+            Plugin::CachingSha2 => (State::Started, password.caching_sha2(nonce)),
+            Plugin::Ed25519 => (State::Sent, ed25519::sign(password.bytes(), nonce)),
+            Plugin::Sha256 if password.bytes().is_empty() => (State::Sent, vec![0]),
+            Plugin::Sha256 if transport == Transport::Tls => {
+                (State::Sent, caching_sha2::clear_password(password.bytes()))
+            }
             Plugin::Sha256 => (State::AwaitingKey, vec![caching_sha2::SHA256_REQUEST_PUBLIC_KEY]),
         };
         (Auth { plugin, nonce: nonce.to_vec(), state }, first)
@@ -101,7 +166,7 @@ impl Auth {
     pub fn more_data(
         &mut self,
         data: &[u8],
-        password: &[u8],
+        password: &Password,
         transport: Transport,
     ) -> Result<Option<Vec<u8>>, ProtocolError> {
         let unexpected =
@@ -114,7 +179,7 @@ impl Auth {
                 }
                 [caching_sha2::FULL_AUTH] if transport.is_secure() => {
                     self.state = State::Sent;
-                    Ok(Some(caching_sha2::clear_password(password)))
+                    Ok(Some(caching_sha2::clear_password(password.bytes())))
                 }
                 [caching_sha2::FULL_AUTH] => {
                     self.state = State::AwaitingKey;
@@ -124,7 +189,7 @@ impl Auth {
             },
             (Plugin::CachingSha2 | Plugin::Sha256, State::AwaitingKey) => {
                 self.state = State::Sent;
-                caching_sha2::encrypt_password(data, password, &self.nonce).map(Some)
+                caching_sha2::encrypt_password(data, password.bytes(), &self.nonce).map(Some)
             }
             _ => Err(unexpected),
         }
@@ -134,6 +199,10 @@ impl Auth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pw() -> Password {
+        Password::from("pw")
+    }
 
     #[test]
     fn plugin_names_round_trip() {
@@ -145,37 +214,37 @@ mod tests {
 
     #[test]
     fn caching_sha2_fast_path_sends_nothing_after_0x03() {
-        let (mut a, first) = Auth::start(Plugin::CachingSha2, &[1; 21], b"pw", Transport::Tcp);
+        let (mut a, first) = Auth::start(Plugin::CachingSha2, &[1; 21], &pw(), Transport::Tcp);
         assert_eq!(first.len(), 32);
-        assert_eq!(a.more_data(&[0x03], b"pw", Transport::Tcp), Ok(None));
-        assert!(a.more_data(&[0x03], b"pw", Transport::Tcp).is_err(), "no second status");
+        assert_eq!(a.more_data(&[0x03], &pw(), Transport::Tcp), Ok(None));
+        assert!(a.more_data(&[0x03], &pw(), Transport::Tcp).is_err(), "no second status");
     }
 
     #[test]
     fn caching_sha2_full_path_asks_for_the_key_on_tcp_and_sends_clear_on_unix() {
-        let (mut a, _) = Auth::start(Plugin::CachingSha2, &[1; 20], b"pw", Transport::Tcp);
-        assert_eq!(a.more_data(&[0x04], b"pw", Transport::Tcp), Ok(Some(vec![0x02])));
-        assert_eq!(a.more_data(b"not a key", b"pw", Transport::Tcp), Err(ProtocolError::BadPublicKey));
-        let (mut a, _) = Auth::start(Plugin::CachingSha2, &[1; 20], b"pw", Transport::Unix);
-        assert_eq!(a.more_data(&[0x04], b"pw", Transport::Unix), Ok(Some(b"pw\0".to_vec())));
+        let (mut a, _) = Auth::start(Plugin::CachingSha2, &[1; 20], &pw(), Transport::Tcp);
+        assert_eq!(a.more_data(&[0x04], &pw(), Transport::Tcp), Ok(Some(vec![0x02])));
+        assert_eq!(a.more_data(b"not a key", &pw(), Transport::Tcp), Err(ProtocolError::BadPublicKey));
+        let (mut a, _) = Auth::start(Plugin::CachingSha2, &[1; 20], &pw(), Transport::Unix);
+        assert_eq!(a.more_data(&[0x04], &pw(), Transport::Unix), Ok(Some(b"pw\0".to_vec())));
     }
 
     #[test]
     fn sha256_sends_clear_only_inside_tls_and_asks_for_the_key_on_a_unix_socket() {
-        assert_eq!(Auth::start(Plugin::Sha256, &[1; 20], b"pw", Transport::Tls).1, b"pw\0");
+        assert_eq!(Auth::start(Plugin::Sha256, &[1; 20], &pw(), Transport::Tls).1, b"pw\0");
         for t in [Transport::Unix, Transport::Tcp] {
-            let (mut a, first) = Auth::start(Plugin::Sha256, &[1; 20], b"pw", t);
+            let (mut a, first) = Auth::start(Plugin::Sha256, &[1; 20], &pw(), t);
             assert_eq!(first, [0x01], "{t:?}");
-            assert_eq!(a.more_data(b"not a key", b"pw", t), Err(ProtocolError::BadPublicKey));
+            assert_eq!(a.more_data(b"not a key", &pw(), t), Err(ProtocolError::BadPublicKey));
         }
     }
 
     #[test]
     fn native_and_ed25519_take_no_more_data() {
-        let (mut a, _) = Auth::start(Plugin::Native, &[1; 20], b"pw", Transport::Tcp);
-        assert!(a.more_data(&[0x03], b"pw", Transport::Tcp).is_err());
-        let (mut a, sig) = Auth::start(Plugin::Ed25519, &[1; 32], b"pw", Transport::Tcp);
+        let (mut a, _) = Auth::start(Plugin::Native, &[1; 20], &pw(), Transport::Tcp);
+        assert!(a.more_data(&[0x03], &pw(), Transport::Tcp).is_err());
+        let (mut a, sig) = Auth::start(Plugin::Ed25519, &[1; 32], &pw(), Transport::Tcp);
         assert_eq!(sig.len(), 64);
-        assert!(a.more_data(&[0x04], b"pw", Transport::Tcp).is_err());
+        assert!(a.more_data(&[0x04], &pw(), Transport::Tcp).is_err());
     }
 }
