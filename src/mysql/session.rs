@@ -28,24 +28,13 @@ const COM_QUERY: u8 = 0x03;
 /// (an RSA-encrypted password is 512 bytes); a long `--query` is not held for the session's life.
 const RECYCLED_MAX: usize = 4096;
 
-/// Who logs in, and how the bytes travel.
-#[derive(Clone)]
+/// Who logs in, and how the bytes travel. Prints its password as `<redacted>` ([`Password`]).
+#[derive(Debug, Clone)]
 pub struct Options {
     pub user: String,
     pub password: Password,
     pub database: Option<String>,
     pub transport: Transport,
-}
-
-impl std::fmt::Debug for Options {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options")
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
-            .field("database", &self.database)
-            .field("transport", &self.transport)
-            .finish()
-    }
 }
 
 /// What the driver should do next.
@@ -710,6 +699,13 @@ mod tests {
         let mut s = inside_tls("sha256_password");
         let Ok(Action::Write(w)) = s.poll() else { panic!() };
         assert!(w.ends_with(b"\x03pw\0sha256_password\0"), "clear password, no key request");
+    }
+
+    #[test]
+    fn options_never_print_the_password() {
+        let opts = Options { user: "u".into(), password: "hunter2".into(), database: None, transport: Transport::Tcp };
+        let printed = format!("{opts:?}");
+        assert!(printed.contains("password: <redacted>") && !printed.contains("hunter2"), "{printed}");
     }
 
     #[test]
