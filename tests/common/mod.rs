@@ -66,8 +66,8 @@ pub fn free_port() -> u16 {
 }
 
 /// Path of the mysqlchk binary under test: `MYSQLCHK_TEST_BIN` when set (scripts/test.sh
-/// points it at the static release build, whose panics and formatting differ from a debug
-/// build's), else the debug build cargo made for these tests.
+/// points it at the static release binaries it shipped in dist/, whose panics and formatting
+/// differ from a debug build's), else the debug build cargo made for these tests.
 pub fn bin() -> &'static str {
     static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
